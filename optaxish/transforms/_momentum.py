@@ -1,0 +1,114 @@
+"""Momentum (``trace``) and exponential moving averages (``ema``)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optaxish import _numerics, tree
+from optaxish._base import GradientTransformationExtraArgs
+from optaxish._errors import check_same_structure
+
+
+class TraceState(NamedTuple):
+    """State of :func:`trace`.
+
+    Attributes:
+      trace: the momentum buffer, one array per parameter.
+    """
+
+    trace: Any
+
+
+def trace(
+    decay: float,
+    nesterov: bool = False,
+    accumulator_dtype: Any | None = None,
+) -> GradientTransformationExtraArgs:
+    """Heavy-ball momentum: ``t <- g + decay * t``; outputs ``t`` (or Nesterov's
+    ``g + decay * t``).
+
+    Args:
+      decay: the momentum coefficient.
+      nesterov: use Nesterov momentum.
+      accumulator_dtype: dtype of the buffer; ``None`` follows the params.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> tx = optaxish.trace(0.9)
+      >>> state = tx.init(jnp.zeros(1))
+      >>> u, state = tx.update(jnp.ones(1), state)
+      >>> u, state = tx.update(jnp.ones(1), state)
+      >>> u
+      Array([1.9], dtype=float32)
+    """
+
+    def init_fn(params):
+        return TraceState(trace=tree.zeros_like(params, dtype=accumulator_dtype))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_same_structure(state.trace, updates, "state.trace", "updates")
+        step = lambda g, t: None if g is None else g + decay * t  # noqa: E731
+        new_trace = jax.tree.map(
+            step, updates, state.trace, is_leaf=lambda x: x is None
+        )
+        if nesterov:
+            updates = jax.tree.map(
+                step, updates, new_trace, is_leaf=lambda x: x is None
+            )
+        else:
+            updates = new_trace
+        return updates, TraceState(trace=tree.cast(new_trace, accumulator_dtype))
+
+    return GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+class EmaState(NamedTuple):
+    """State of :func:`ema`.
+
+    Attributes:
+      count: number of updates so far (int32 scalar).
+      ema: the moving average, one array per parameter.
+    """
+
+    count: jax.Array
+    ema: Any
+
+
+def ema(
+    decay: float, debias: bool = True, accumulator_dtype: Any | None = None
+) -> GradientTransformationExtraArgs:
+    """Exponential moving average of updates: ``e <- (1 - decay) * g + decay * e``.
+
+    Args:
+      decay: the averaging coefficient.
+      debias: divide by ``1 - decay**count`` (Adam-style bias correction).
+      accumulator_dtype: dtype of the average; ``None`` follows the params.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> tx = optaxish.ema(0.9)
+      >>> tx.update(jnp.ones(1), tx.init(jnp.zeros(1)))[0]
+      Array([1.], dtype=float32)
+    """
+
+    def init_fn(params):
+        return EmaState(
+            count=jnp.zeros([], jnp.int32),
+            ema=tree.zeros_like(params, dtype=accumulator_dtype),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_same_structure(state.ema, updates, "state.ema", "updates")
+        new_ema = tree.update_moment(updates, state.ema, decay, order=1)
+        count = _numerics.safe_increment(state.count)
+        updates = tree.bias_correction(new_ema, decay, count) if debias else new_ema
+        return updates, EmaState(count=count, ema=tree.cast(new_ema, accumulator_dtype))
+
+    return GradientTransformationExtraArgs(init_fn, update_fn)

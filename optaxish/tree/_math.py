@@ -1,0 +1,248 @@
+"""Arithmetic over pytrees of arrays (``None`` leaves pass through)."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from optaxish._numerics import abs_sq
+
+_is_none = lambda x: x is None  # noqa: E731
+
+
+def _map(f, tree, *rest):
+    return jax.tree.map(
+        lambda x, *r: None if x is None else f(x, *r), tree, *rest, is_leaf=_is_none
+    )
+
+
+def add(tree_x: Any, tree_y: Any, *other_trees: Any) -> Any:
+    """Leafwise sum of two or more trees.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> optaxish.tree.add({"a": jnp.ones(2)}, {"a": jnp.ones(2)})["a"]
+      Array([2., 2.], dtype=float32)
+    """
+    return jax.tree.map(
+        lambda *xs: functools.reduce(operator.add, xs), tree_x, tree_y, *other_trees
+    )
+
+
+def sub(tree_x: Any, tree_y: Any) -> Any:
+    """Leafwise ``x - y``."""
+    return jax.tree.map(operator.sub, tree_x, tree_y)
+
+
+def mul(tree_x: Any, tree_y: Any) -> Any:
+    """Leafwise ``x * y``."""
+    return jax.tree.map(operator.mul, tree_x, tree_y)
+
+
+def div(tree_x: Any, tree_y: Any) -> Any:
+    """Leafwise ``x / y``."""
+    return jax.tree.map(operator.truediv, tree_x, tree_y)
+
+
+def scale(scalar: jax.typing.ArrayLike, tree: Any) -> Any:
+    """Multiplies every leaf by ``scalar`` (kept in the leaf's dtype)."""
+    return jax.tree.map(lambda x: (scalar * x).astype(x.dtype), tree)
+
+
+def add_scale(tree_x: Any, scalar: jax.typing.ArrayLike, tree_y: Any) -> Any:
+    """Leafwise ``x + scalar * y``."""
+    return jax.tree.map(lambda x, y: x + scalar * y, tree_x, tree_y)
+
+
+def vdot(tree_x: Any, tree_y: Any) -> jax.Array:
+    """Inner product of two trees, summed over all leaves."""
+    leaves = [
+        jnp.vdot(x, y, precision=jax.lax.Precision.HIGHEST)
+        for x, y in zip(jax.tree.leaves(tree_x), jax.tree.leaves(tree_y))
+    ]
+    return functools.reduce(operator.add, leaves, jnp.array(0.0))
+
+
+def sum(tree: Any) -> jax.Array:  # noqa: A001
+    """Sum of all entries of all leaves."""
+    return functools.reduce(
+        operator.add, (jnp.sum(x) for x in jax.tree.leaves(tree)), jnp.array(0.0)
+    )
+
+
+def max(tree: Any) -> jax.Array:  # noqa: A001
+    """Maximum entry over all leaves."""
+    return functools.reduce(
+        jnp.maximum, (jnp.max(x) for x in jax.tree.leaves(tree)), jnp.array(-jnp.inf)
+    )
+
+
+def min(tree: Any) -> jax.Array:  # noqa: A001
+    """Minimum entry over all leaves."""
+    return functools.reduce(
+        jnp.minimum, (jnp.min(x) for x in jax.tree.leaves(tree)), jnp.array(jnp.inf)
+    )
+
+
+def size(tree: Any) -> int:
+    """Total number of entries in the tree."""
+    return functools.reduce(
+        operator.add, (jnp.size(x) for x in jax.tree.leaves(tree)), 0
+    )
+
+
+def norm(
+    tree: Any, ord: int | float | str | None = None, squared: bool = False
+) -> jax.Array:
+    """The norm of the tree seen as one flat vector.
+
+    Args:
+      tree: the tree.
+      ord: ``None`` or ``2`` (Euclidean), ``1``, or ``"inf"``/``jnp.inf``.
+      squared: return the squared norm (``ord=2`` only).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> float(optaxish.tree.norm({"a": jnp.array([3.0]), "b": jnp.array([4.0])}))
+      5.0
+    """
+    leaves = jax.tree.leaves(tree)
+    if ord in (None, 2, "fro"):
+        sq = functools.reduce(
+            operator.add, (jnp.sum(abs_sq(x)) for x in leaves), jnp.array(0.0)
+        )
+        return sq if squared else jnp.sqrt(sq)
+    if squared:
+        raise ValueError(f"`squared=True` needs `ord=2`. Received: ord={ord!r}")
+    if ord == 1:
+        return functools.reduce(
+            operator.add, (jnp.sum(jnp.abs(x)) for x in leaves), jnp.array(0.0)
+        )
+    if ord in ("inf", jnp.inf):
+        return functools.reduce(
+            jnp.maximum, (jnp.max(jnp.abs(x)) for x in leaves), jnp.array(0.0)
+        )
+    raise ValueError(f"`ord` must be None, 1, 2 or 'inf'. Received: ord={ord!r}")
+
+
+def global_norm(updates: Any) -> jax.Array:
+    """Euclidean norm of all entries of all leaves (optax's ``global_norm``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> float(optaxish.global_norm([jnp.array([3.0]), jnp.array([4.0])]))
+      5.0
+    """
+    return norm(updates)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """A scalar bool: True when no leaf holds a NaN or infinity.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> bool(optaxish.tree.all_finite({"a": jnp.array([1.0, jnp.nan])}))
+      False
+    """
+    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return functools.reduce(jnp.logical_and, flags, jnp.array(True))
+
+
+def where(condition: Any, tree_x: Any, tree_y: Any) -> Any:
+    """``jnp.where`` leafwise; ``condition`` is a scalar or a matching tree."""
+    if jax.tree.structure(condition).num_leaves == 1 and not isinstance(
+        condition, dict | list | tuple
+    ):
+        return jax.tree.map(lambda x, y: jnp.where(condition, x, y), tree_x, tree_y)
+    return jax.tree.map(jnp.where, condition, tree_x, tree_y)
+
+
+def select(pred: jax.typing.ArrayLike, on_true: Any, on_false: Any) -> Any:
+    """Picks one of two same-structured trees with a scalar predicate."""
+    return jax.tree.map(lambda x, y: jax.lax.select(pred, x, y), on_true, on_false)
+
+
+def clip(tree: Any, min_value=None, max_value=None) -> Any:
+    """Clips every entry to ``[min_value, max_value]``."""
+    return jax.tree.map(lambda x: jnp.clip(x, min_value, max_value), tree)
+
+
+def conj(tree: Any) -> Any:
+    """Complex conjugate of every leaf."""
+    return jax.tree.map(jnp.conj, tree)
+
+
+def real(tree: Any) -> Any:
+    """Real part of every leaf."""
+    return jax.tree.map(jnp.real, tree)
+
+
+def zeros_like(tree: Any, dtype: jax.typing.DTypeLike | None = None) -> Any:
+    """Zeros with the structure and shapes of ``tree`` (dtype optional).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> optaxish.tree.zeros_like({"a": jnp.ones(2)}, dtype=jnp.bfloat16)["a"]
+      Array([0, 0], dtype=bfloat16)
+    """
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+
+
+def ones_like(tree: Any, dtype: jax.typing.DTypeLike | None = None) -> Any:
+    """Ones with the structure and shapes of ``tree`` (dtype optional)."""
+    return jax.tree.map(lambda x: jnp.ones_like(x, dtype=dtype), tree)
+
+
+def full_like(
+    tree: Any,
+    fill_value: jax.typing.ArrayLike,
+    dtype: jax.typing.DTypeLike | None = None,
+) -> Any:
+    """``fill_value`` with the structure and shapes of ``tree``."""
+    return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
+
+
+def update_moment(
+    updates: Any, moments: Any, decay: jax.typing.ArrayLike, order: int
+) -> Any:
+    """Exponential moving average ``(1 - decay) * g**order + decay * m``."""
+    return _map(lambda g, t: (1 - decay) * (g**order) + decay * t, updates, moments)
+
+
+def update_moment_per_elem_norm(
+    updates: Any, moments: Any, decay: jax.typing.ArrayLike, order: int
+) -> Any:
+    """EMA of ``|g|**order`` (complex-safe)."""
+
+    def orderth_norm(g):
+        if jnp.iscomplexobj(g):
+            return abs_sq(g) ** (order / 2)
+        half = order / 2
+        return abs_sq(g) ** half if half != 1 else abs_sq(g)
+
+    return _map(
+        lambda g, t: (1 - decay) * orderth_norm(g) + decay * t, updates, moments
+    )
+
+
+def update_infinity_moment(
+    updates: Any, moments: Any, decay: jax.typing.ArrayLike, eps: jax.typing.ArrayLike
+) -> Any:
+    """Adamax's ``max(|g| + eps, decay * m)``."""
+    return _map(lambda g, t: jnp.maximum(jnp.abs(g) + eps, decay * t), updates, moments)
+
+
+def bias_correction(moment: Any, decay: jax.typing.ArrayLike, count: jax.Array) -> Any:
+    """Divides an EMA by ``1 - decay**count`` (computed in float32, divided in the
+    moment's dtype so low-precision moments do not round the factor to 1)."""
+    correction = 1 - decay**count
+    return jax.tree.map(lambda t: t / correction.astype(t.dtype), moment)
