@@ -35,3 +35,8 @@ from optaxish.tree._math import (
 from optaxish.tree._math import vdot as vdot
 from optaxish.tree._math import where as where
 from optaxish.tree._math import zeros_like as zeros_like
+from optaxish.tree._state import NamedTupleKey as NamedTupleKey
+from optaxish.tree._state import get as get
+from optaxish.tree._state import get_all_with_path as get_all_with_path
+from optaxish.tree._state import map_params as map_params
+from optaxish.tree._state import set as set  # noqa: A004

@@ -1,0 +1,315 @@
+"""Timing primitives: interleaved step timing, fresh-compile timing, bandwidth.
+
+Everything here is library-agnostic: a side of a comparison is an :class:`Impl`
+(an ``init`` and a ``step``), and timings are taken round-robin between the
+sides in the same process so that machine noise hits all of them alike.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import importlib.util
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SHAPES_DIR = Path(__file__).resolve().parents[2] / "shared" / "bench"
+
+#: Bytes one element of the fused ``a + b*c`` moves: reads a, b, c; writes the result.
+TRIAD_BYTES_PER_ELEMENT = 16
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def load_shapes() -> ModuleType:
+    """Imports ``../shared/bench/shapes.py`` (relative to the repository root)."""
+    path = SHAPES_DIR / "shapes.py"
+    if not path.is_file():
+        raise SystemExit(
+            f"benchmark shapes not found: expected {path}.\n"
+            "The benchmarks measure the fixed parameter trees defined there; the "
+            "file lives next to the repository, in ../shared/bench/shapes.py."
+        )
+    spec = importlib.util.spec_from_file_location("_optaxish_bench_shapes", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(name: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:  # noqa: BLE001 - any failure means "unknown"
+        return "not installed"
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on."""
+    devices = jax.devices()
+    return {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "jax": jax.__version__,
+        "jaxlib": _version("jaxlib"),
+        "optax": _version("optax"),
+        "optaxish": _version("optaxish"),
+        "numpy": np.__version__,
+        "backend": jax.default_backend(),
+        "devices": f"{len(devices)} x {devices[0].device_kind}",
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    """Order statistics of a list of timings (seconds)."""
+    xs = sorted(samples)
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else xs * 3
+    return {
+        "n": len(xs),
+        "median": statistics.median(xs),
+        "p25": q[0],
+        "p75": q[2],
+        "min": xs[0],
+        "max": xs[-1],
+    }
+
+
+def tree_to_device(tree_np: Any) -> Any:
+    """Fresh device buffers for a (numpy) tree; every call gives new buffers."""
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree_np)
+
+
+def abstract(tree: Any) -> Any:
+    """The ``ShapeDtypeStruct`` tree of ``tree``."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
+
+
+# --------------------------------------------------------------------------- impls
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One side of a comparison.
+
+    Attributes:
+      init: ``init(params) -> state``.
+      step: ``step(params, grads, state) -> (params, state)``; it is jitted by the
+        harness with ``donate_argnums``.
+      donate_argnums: which ``step`` arguments are donated (params and state).
+    """
+
+    init: Callable[[Any], Any]
+    step: Callable[[Any, Any, Any], tuple[Any, Any]]
+    donate_argnums: tuple[int, ...] = (0, 2)
+
+
+def transform_impl(tx: Any, apply_updates: Callable[[Any, Any], Any]) -> Impl:
+    """An :class:`Impl` for a gradient transformation: ``update`` + ``apply_updates``."""
+
+    def step(params, grads, state):
+        updates, state = tx.update(grads, state, params)
+        return apply_updates(params, updates), state
+
+    return Impl(init=tx.init, step=step)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def time_interleaved(
+    runners: Mapping[str, Callable[[int], None]],
+    reps: int,
+    inner: int = 1,
+) -> dict[str, list[float]]:
+    """Times ``runner(inner)`` round-robin between runners, ``reps`` rounds.
+
+    Each runner does ``inner`` calls and blocks until they are done. The order
+    within a round alternates (forward, then backward) so that no runner always
+    follows the same one. Returns seconds per call, one sample per round.
+    """
+    names = list(runners)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(reps):
+            for name in names if r % 2 == 0 else reversed(names):
+                t0 = time.perf_counter()
+                runners[name](inner)
+                samples[name].append((time.perf_counter() - t0) / inner)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return samples
+
+
+class StepRunner:
+    """Runs a jitted, donating ``step`` in place, feeding its outputs back in."""
+
+    def __init__(self, impl: Impl, params_np: Any, grads: Any):
+        self.fn = jax.jit(impl.step, donate_argnums=impl.donate_argnums)
+        self.params = tree_to_device(params_np)
+        # Copies, so that no state leaf aliases a (donated) parameter buffer.
+        self.state = jax.tree.map(
+            lambda x: jnp.array(x, copy=True), impl.init(self.params)
+        )
+        self.grads = grads
+
+    def __call__(self, k: int) -> None:
+        p, s = self.params, self.state
+        for _ in range(k):
+            p, s = self.fn(p, self.grads, s)
+        jax.block_until_ready((p, s))
+        self.params, self.state = p, s
+
+
+class TriadRunner:
+    """Runs a jitted fused ``a + b*c`` with ``a`` donated (the output reuses it)."""
+
+    def __init__(self, n: int, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.a, self.b, self.c = (
+            jnp.asarray(rng.standard_normal(n, dtype=np.float32)) for _ in range(3)
+        )
+        self.fn = jax.jit(lambda a, b, c: a + b * c, donate_argnums=0)
+        self.n = n
+
+    def __call__(self, k: int) -> None:
+        a = self.a
+        for _ in range(k):
+            a = self.fn(a, self.b, self.c)
+        a.block_until_ready()
+        self.a = a
+
+
+def calibrate_inner(
+    runners: Mapping[str, Callable[[int], None]], min_sample_s: float
+) -> tuple[int, dict[str, float]]:
+    """Calls per sample so that the fastest runner's sample lasts ``min_sample_s``.
+
+    Returns ``(inner, {name: seconds per call})`` (best of three single calls);
+    the latter sizes the number of rounds.
+    """
+    per_call = {}
+    for name, run in runners.items():
+        best = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            run(1)
+            best = min(best, time.perf_counter() - t0)
+        per_call[name] = best
+    inner = max(1, math.ceil(min_sample_s / max(min(per_call.values()), 1e-7)))
+    return inner, per_call
+
+
+def max_rel_diff(a: Any, b: Any) -> float:
+    """max |a - b| / max(|b|, tiny) over all leaves (both trees same structure)."""
+    worst = 0.0
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        scale = max(float(np.max(np.abs(y), initial=0.0)), 1e-30)
+        worst = max(worst, float(np.max(np.abs(x - y), initial=0.0)) / scale)
+    return worst
+
+
+def time_compile_interleaved(
+    impls: Mapping[str, Impl],
+    params_abs: Any,
+    reps: int,
+    warm_params_abs: Any | None = None,
+) -> dict[str, dict[str, list[float]]]:
+    """Fresh-compile times of each impl's step, round-robin, ``reps`` rounds.
+
+    Gradients have the structure, shapes and dtypes of ``params_abs``.
+
+    Before every measurement ``jax.clear_caches()`` empties JAX's caches and a
+    new Python function wraps ``step``, so nothing traced or compiled earlier is
+    reused. ``lower`` (trace + lower to StableHLO) and ``compile`` (XLA) are timed
+    separately. An untimed compile on ``warm_params_abs`` (a small tree) first
+    warms process-level one-time costs for every impl.
+
+    Returns ``{name: {"lower": [s, ...], "compile": [s, ...]}}``.
+    """
+    names = list(impls)
+
+    def once(impl: Impl, p_abs: Any) -> tuple[float, float]:
+        s_abs = jax.eval_shape(impl.init, p_abs)
+
+        def fresh_step(params, grads, state):
+            return impl.step(params, grads, state)
+
+        jax.clear_caches()
+        gc.collect()
+        t0 = time.perf_counter()
+        lowered = jax.jit(fresh_step, donate_argnums=impl.donate_argnums).lower(
+            p_abs, p_abs, s_abs
+        )
+        t1 = time.perf_counter()
+        lowered.compile()
+        t2 = time.perf_counter()
+        return t1 - t0, t2 - t1
+
+    if warm_params_abs is not None:
+        for name in names:
+            once(impls[name], warm_params_abs)
+    out: dict[str, dict[str, list[float]]] = {
+        n: {"lower": [], "compile": []} for n in names
+    }
+    for r in range(reps):
+        for name in names if r % 2 == 0 else reversed(names):
+            lower_s, compile_s = once(impls[name], params_abs)
+            out[name]["lower"].append(lower_s)
+            out[name]["compile"].append(compile_s)
+    jax.clear_caches()
+    return out
+
+
+def triad_bandwidth(n: int, reps: int, min_sample_s: float = 0.02) -> dict[str, Any]:
+    """Measures the fused ``a + b*c`` on ``n`` float32 elements; GB/s from the median."""
+    runner = TriadRunner(n)
+    runner(3)  # compile + warm-up
+    inner, _ = calibrate_inner({"triad": runner}, min_sample_s)
+    samples = time_interleaved({"triad": runner}, reps, inner)["triad"]
+    stats = summarize(samples)
+    return {
+        "n": n,
+        "inner": inner,
+        "seconds": stats,
+        "gbps": TRIAD_BYTES_PER_ELEMENT * n / stats["median"] / 1e9,
+        "samples": samples,
+    }

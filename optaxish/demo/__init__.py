@@ -1,0 +1,1 @@
+"""The demo behind the README's main command: ``python -m optaxish.demo``."""

@@ -1,0 +1,382 @@
+"""Loss-scale values: immutable pytrees that scale, unscale and adjust.
+
+Three kinds, with jmp's method names (``scale``, ``unscale``, ``adjust``):
+
+* :class:`NoOpLossScale`: a scale of 1; nothing changes.
+* :class:`StaticLossScale`: a fixed scale; ``adjust`` never changes it.
+* :class:`DynamicLossScale`: tf-keras' rule. After ``period`` finite steps in a
+  row the scale grows by ``factor`` (capped at ``max_loss_scale``; a grown value
+  that is not finite is not assigned); a non-finite step divides it by
+  ``factor`` (floored at ``min_loss_scale``) and resets the counter.
+
+Every field, the bounds included, is a pytree *leaf*, so a value survives
+``jax.jit``, ``jax.vmap``, ``jax.tree.map`` and any checkpointer that stores
+leaves. (jmp keeps ``min_loss_scale`` nowhere in its flattened form, so it
+silently resets to 1 after a ``jit``.)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_F32 = np.float32
+_I32 = np.int32
+
+
+def _leaf(value: Any, dtype: Any) -> Any:
+    """A scalar leaf of ``dtype``: host numpy for Python numbers, else jax."""
+    if isinstance(value, jax.Array):  # jax arrays and tracers
+        return value if value.dtype == dtype else value.astype(dtype)
+    return np.asarray(value, dtype)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(
+        x, bool
+    )
+
+
+def _check(name: str, value: Any, ok: bool, what: str) -> None:
+    if _is_number(value) and not ok:
+        raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
+
+
+def _unscale_leaf(x: jax.Array, scale: jax.Array) -> jax.Array:
+    # ``x / scale`` in at least float32. tf-keras and jmp multiply by ``1 /
+    # scale`` in the gradient's dtype instead: the same result for the usual
+    # power-of-two scales, but 1/scale underflows early in float16, and the
+    # reciprocal of a scale above 2**126 is subnormal (flushed to zero on CPU).
+    # (When the scale is a compile-time constant XLA may still use the
+    # reciprocal.)
+    x = jnp.asarray(x)
+    wide = jnp.promote_types(x.dtype, jnp.float32)
+    return (x.astype(wide) / scale.astype(wide)).astype(x.dtype)
+
+
+def _rebuild(cls: type, children: Any) -> Any:
+    return cls._unflatten(None, children)
+
+
+class _LossScaleBase:
+    """Frozen pytree with every field a leaf (shared by the three kinds)."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        jax.tree_util.register_pytree_with_keys(
+            cls, cls._flatten_with_keys, cls._unflatten, cls._flatten
+        )
+
+    def _flatten(self):
+        return tuple(getattr(self, f) for f in self._fields), None
+
+    def _flatten_with_keys(self):
+        keys = tuple(jax.tree_util.GetAttrKey(f) for f in self._fields)
+        return tuple(zip(keys, self._flatten()[0])), None
+
+    @classmethod
+    def _unflatten(cls, aux: None, children: Any):
+        del aux
+        obj = object.__new__(cls)
+        for f, c in zip(cls._fields, children):
+            object.__setattr__(obj, f, c)
+        return obj
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"{type(self).__name__} is immutable; use `.replace({name}=...)`."
+        )
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self._flatten()[0])
+
+    def replace(self, **changes: Any):
+        """A copy with some fields replaced (no validation, no conversion)."""
+        unknown = sorted(set(changes) - set(self._fields))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} has no field(s) {unknown}; "
+                f"fields are {list(self._fields)}"
+            )
+        values = [changes.get(f, getattr(self, f)) for f in self._fields]
+        return type(self)._unflatten(None, values)
+
+    def __repr__(self) -> str:
+        def show(v):
+            try:
+                return repr(np.asarray(v).item()) if np.ndim(v) == 0 else repr(v)
+            except Exception:  # noqa: BLE001 - tracers and sentinels
+                return repr(v)
+
+        inner = ", ".join(f"{f}={show(getattr(self, f))}" for f in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+    # -- behaviour shared by all kinds ------------------------------------
+    @property
+    def loss_scale(self) -> jax.Array:  # overridden by a field where present
+        return jnp.ones([], jnp.float32)
+
+    def scale(self, tree: Any) -> Any:
+        """Multiplies every leaf by the scale (cast to the leaf's dtype).
+
+        This is tf-keras' ``get_scaled_loss``: ``loss * cast(scale, loss.dtype)``.
+        """
+        s = jnp.asarray(self.loss_scale)
+        return jax.tree.map(lambda x: x * s.astype(jnp.asarray(x).dtype), tree)
+
+    def unscale(self, tree: Any) -> Any:
+        """Divides every leaf by the scale; dtypes are kept, ``None`` too."""
+        scale = jnp.asarray(self.loss_scale, jnp.float32)
+        return jax.tree.map(lambda x: _unscale_leaf(x, scale), tree)
+
+    def adjust(self, grads_finite: jax.typing.ArrayLike):
+        """The value for the next step given whether this step's gradients were finite."""
+        del grads_finite
+        return self
+
+
+class NoOpLossScale(_LossScaleBase):
+    """A loss scale of 1: ``scale`` and ``unscale`` return their input.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optaxish import loss_scale
+      >>> ls = loss_scale.NoOpLossScale()
+      >>> ls.scale(jnp.float32(3.0)), ls.loss_scale
+      (Array(3., dtype=float32), Array(1., dtype=float32))
+    """
+
+    __slots__ = ()
+    _fields = ()
+
+    def scale(self, tree: Any) -> Any:
+        """Returns ``tree`` unchanged."""
+        return tree
+
+    def unscale(self, tree: Any) -> Any:
+        """Returns ``tree`` unchanged."""
+        return tree
+
+
+class StaticLossScale(_LossScaleBase):
+    """A fixed loss scale (tf-keras ``dynamic=False``; jmp ``StaticLossScale``).
+
+    Non-finite gradients are *not* skipped under a static scale: tf-keras applies
+    them too.
+
+    Args:
+      loss_scale: the scale, a positive number (stored as a float32 leaf).
+
+    Raises:
+      ValueError: if ``loss_scale`` is a Python number that is not positive
+        and finite.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optaxish import loss_scale
+      >>> ls = loss_scale.StaticLossScale(128.0)
+      >>> ls.unscale({"w": jnp.array([256.0])})["w"]
+      Array([2.], dtype=float32)
+    """
+
+    __slots__ = ("loss_scale",)
+    _fields = ("loss_scale",)
+    loss_scale: jax.Array
+
+    def __init__(self, loss_scale: jax.typing.ArrayLike):
+        _check(
+            "loss_scale",
+            loss_scale,
+            _is_number(loss_scale) and 0 < loss_scale < math.inf,
+            "positive and finite",
+        )
+        object.__setattr__(self, "loss_scale", _leaf(loss_scale, _F32))
+
+
+class DynamicLossScale(_LossScaleBase):
+    """A loss scale adjusted by tf-keras' dynamic rule.
+
+    ``adjust(finite)`` gives the next value:
+
+    * finite and ``counter + 1 >= period``: the scale becomes
+      ``min(scale * factor, max_loss_scale)`` if that is finite (else it is
+      kept) and ``counter`` becomes 0;
+    * finite otherwise: ``counter + 1``;
+    * not finite: ``max(scale * (1 / factor), min_loss_scale)`` and
+      ``counter = 0``.
+
+    With the defaults this is exactly tf-keras ``LossScaleOptimizer`` (and jmp's
+    ``DynamicLossScale``). All six fields are pytree leaves (float32 scales and
+    factor, int32 counter and period), so they survive ``jit``, ``vmap`` and
+    checkpoint round trips, and can differ between ``vmap`` members.
+
+    Args:
+      loss_scale: the current scale (default ``2**15``).
+      counter: finite steps since the last change (default 0).
+      period: finite steps between growths (tf-keras ``dynamic_growth_steps``,
+        default 2000).
+      factor: growth and back-off factor (default 2).
+      min_loss_scale: the floor of the back-off (default 1, as in tf-keras).
+      max_loss_scale: an optional ceiling for growth; ``None`` means no ceiling
+        (stored as ``inf``).
+
+    Raises:
+      ValueError: for Python numbers out of range: ``loss_scale`` must be
+        positive and finite, ``counter >= 0``, ``period >= 1``, ``factor >= 1``,
+        ``min_loss_scale >= 0`` and ``max_loss_scale >= min_loss_scale``.
+
+    Examples:
+      >>> from optaxish import loss_scale
+      >>> ls = loss_scale.DynamicLossScale(2.0, period=3)
+      >>> for finite in [True, True, True, False]:
+      ...     ls = ls.adjust(finite)
+      ...     print(float(ls.loss_scale), int(ls.counter))
+      2.0 1
+      2.0 2
+      4.0 0
+      2.0 0
+    """
+
+    __slots__ = (
+        "loss_scale",
+        "counter",
+        "period",
+        "factor",
+        "min_loss_scale",
+        "max_loss_scale",
+    )
+    _fields = __slots__
+    loss_scale: jax.Array
+    counter: jax.Array
+    period: jax.Array
+    factor: jax.Array
+    min_loss_scale: jax.Array
+    max_loss_scale: jax.Array
+
+    def __init__(
+        self,
+        loss_scale: jax.typing.ArrayLike = 2.0**15,
+        counter: jax.typing.ArrayLike = 0,
+        period: jax.typing.ArrayLike = 2000,
+        factor: jax.typing.ArrayLike = 2.0,
+        min_loss_scale: jax.typing.ArrayLike = 1.0,
+        max_loss_scale: jax.typing.ArrayLike | None = None,
+    ):
+        if max_loss_scale is None:
+            max_loss_scale = math.inf
+        _check(
+            "loss_scale",
+            loss_scale,
+            _is_number(loss_scale) and 0 < loss_scale < math.inf,
+            "positive and finite",
+        )
+        _check("counter", counter, _is_number(counter) and counter >= 0, ">= 0")
+        _check(
+            "period",
+            period,
+            _is_number(period) and period >= 1 and float(period).is_integer(),
+            "an integer >= 1",
+        )
+        _check("factor", factor, _is_number(factor) and factor >= 1, ">= 1")
+        _check(
+            "min_loss_scale",
+            min_loss_scale,
+            _is_number(min_loss_scale) and 0 <= min_loss_scale < math.inf,
+            ">= 0 and finite",
+        )
+        if (
+            _is_number(max_loss_scale)
+            and _is_number(min_loss_scale)
+            and not max_loss_scale >= min_loss_scale
+        ):
+            raise ValueError(
+                "`max_loss_scale` must be >= `min_loss_scale`. Received: "
+                f"max_loss_scale={max_loss_scale!r}, min_loss_scale={min_loss_scale!r}"
+            )
+        for name, value, dtype in (
+            ("loss_scale", loss_scale, _F32),
+            ("counter", counter, _I32),
+            ("period", period, _I32),
+            ("factor", factor, _F32),
+            ("min_loss_scale", min_loss_scale, _F32),
+            ("max_loss_scale", max_loss_scale, _F32),
+        ):
+            object.__setattr__(self, name, _leaf(value, dtype))
+
+    def adjust(self, grads_finite: jax.typing.ArrayLike) -> DynamicLossScale:
+        """The value after a step whose gradients were (not) all finite.
+
+        Args:
+          grads_finite: a scalar bool (e.g. :func:`all_finite` of the gradients).
+
+        Returns:
+          A new :class:`DynamicLossScale`; ``period``, ``factor`` and the bounds
+          are carried over.
+        """
+        finite = jnp.asarray(grads_finite)
+        if finite.ndim != 0:
+            raise ValueError(
+                "`grads_finite` must be a scalar bool. Received shape "
+                f"{finite.shape}; reduce it with `all_finite(grads)` first."
+            )
+        scale = jnp.asarray(self.loss_scale, jnp.float32)
+        counter = jnp.asarray(self.counter, jnp.int32)
+        factor = jnp.asarray(self.factor, jnp.float32)
+        grow_now = counter + 1 >= self.period
+        grown = jnp.minimum(scale * factor, self.max_loss_scale)
+        grown = jnp.where(jnp.isfinite(grown), grown, scale)
+        on_finite = jnp.where(grow_now, grown, scale)
+        # ``scale * (1 / factor)`` rather than ``scale / factor``: XLA rewrites a
+        # division by a constant (a factor folded into a jitted loop) into this
+        # product anyway, so writing it gives the same float32 result whether
+        # or not the factor is a constant. For factor 2 (tf-keras) both are
+        # exact.
+        on_overflow = jnp.maximum(scale * (1.0 / factor), self.min_loss_scale)
+        new_scale = jnp.where(finite, on_finite, on_overflow)
+        new_counter = jnp.where(finite & ~grow_now, counter + 1, 0).astype(jnp.int32)
+        return self.replace(loss_scale=new_scale, counter=new_counter)
+
+
+LossScale = NoOpLossScale | StaticLossScale | DynamicLossScale
+LOSS_SCALE_TYPES = (NoOpLossScale, StaticLossScale, DynamicLossScale)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """A scalar bool: True when no floating leaf of ``tree`` holds a NaN or inf.
+
+    One pass over the data: each leaf is reduced as ``sum(x * 0)``, which is 0
+    for finite data and NaN as soon as one entry is NaN or infinite (the sum of
+    zeros cannot overflow), and the per-leaf scalars are added. Integer and
+    bool leaves are always finite; ``None`` leaves and empty trees give True.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optaxish import loss_scale
+      >>> bool(loss_scale.all_finite({"a": jnp.ones(3), "b": jnp.array([jnp.inf])}))
+      False
+      >>> bool(loss_scale.all_finite({}))
+      True
+    """
+    return _all_finite_mapped(tree, lambda x: x)
+
+
+def _all_finite_mapped(tree: Any, fn) -> jax.Array:
+    probes = []
+    for x in jax.tree.leaves(tree):
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.inexact):
+            continue
+        y = fn(x)
+        if jnp.iscomplexobj(y):
+            y = jnp.real(y) + jnp.imag(y)
+        probes.append(jnp.sum(y * jnp.zeros([], y.dtype), dtype=jnp.float32))
+    if not probes:
+        return jnp.asarray(True)
+    return jnp.isfinite(sum(probes[1:], probes[0]))

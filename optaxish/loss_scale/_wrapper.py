@@ -1,0 +1,236 @@
+"""The loss-scaling wrapper: unscale, check, skip or apply, adjust the scale."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
+from optaxish._numerics import safe_increment
+from optaxish.loss_scale._values import (
+    LOSS_SCALE_TYPES,
+    DynamicLossScale,
+    LossScale,
+    NoOpLossScale,
+    StaticLossScale,
+    _all_finite_mapped,
+    _unscale_leaf,
+)
+
+
+class LossScalingState(NamedTuple):
+    """State of :func:`loss_scaling`.
+
+    Attributes:
+      loss_scale: the current loss-scale value (a :class:`DynamicLossScale`,
+        :class:`StaticLossScale` or :class:`NoOpLossScale` pytree).
+      skipped_steps: steps skipped for non-finite gradients so far (int32).
+      consecutive_skipped_steps: skipped steps since the last applied one
+        (int32); 0 after an applied step.
+      inner_state: the wrapped transformation's state; bit-identical across a
+        skipped step.
+    """
+
+    loss_scale: LossScale
+    skipped_steps: jax.Array
+    consecutive_skipped_steps: jax.Array
+    inner_state: Any
+
+
+def _as_loss_scale(loss_scale: Any) -> LossScale:
+    if isinstance(loss_scale, LOSS_SCALE_TYPES):
+        return loss_scale
+    if isinstance(loss_scale, str):
+        if loss_scale == "dynamic":
+            return DynamicLossScale()
+        raise ValueError(
+            "`loss_scale` must be 'dynamic', a number or a loss-scale value. "
+            f"Received: loss_scale={loss_scale!r}"
+        )
+    if isinstance(loss_scale, int | float) and not isinstance(loss_scale, bool):
+        return StaticLossScale(loss_scale)
+    raise TypeError(
+        "`loss_scale` must be 'dynamic', a number, or a DynamicLossScale, "
+        "StaticLossScale or NoOpLossScale. Received: "
+        f"loss_scale={loss_scale!r} of type {type(loss_scale).__name__}"
+    )
+
+
+def loss_scaling(
+    inner: Any,
+    loss_scale: LossScale | str | float = "dynamic",
+    *,
+    unscale: bool = True,
+) -> GradientTransformationExtraArgs:
+    """Wraps ``inner`` with loss scaling: unscale, skip non-finite steps, adjust.
+
+    ``update(grads, state, params)``:
+
+    1. unscales the gradients (``g / scale``, unless ``unscale=False``);
+    2. with a :class:`DynamicLossScale`, checks them for NaN/inf in one fused
+       reduction; then, under ``jax.lax.cond``,
+
+       * finite: runs ``inner.update`` on the unscaled gradients and advances
+         the growth counter (and the scale after ``period`` finite steps);
+       * not finite: returns zero updates, does **not** run ``inner.update``
+         (its state stays bit-identical), divides the scale by ``factor``
+         (floored at ``min_loss_scale``), resets the counter and counts the
+         skipped step;
+    3. with a :class:`StaticLossScale` or :class:`NoOpLossScale`, only unscales
+       and always applies, as tf-keras does with ``dynamic=False``.
+
+    The scale sequence and the skipped steps are exactly tf-keras
+    ``LossScaleOptimizer``'s. Anything inside ``inner`` (clipping, weight
+    decay, schedules) sees unscaled gradients. The helpers in
+    :mod:`optaxish.loss_scale` (:func:`scale_loss`, :func:`get_loss_scale`,
+    :func:`scaled_value_and_grad`, ...) find this state anywhere inside a
+    larger optimizer state.
+
+    Args:
+      inner: the transformation to wrap (ours or optax's; a chain, an alias...).
+      loss_scale: ``"dynamic"`` (a default :class:`DynamicLossScale`: 2**15,
+        growth every 2000 finite steps, factor 2, floor 1), a number (a
+        :class:`StaticLossScale`), or a loss-scale value.
+      unscale: ``True`` (default) when ``update`` receives gradients of the
+        *scaled* loss, as Keras 3's ``LossScaleOptimizer.apply`` does. Set
+        ``False`` when the gradients are already unscaled (by
+        :func:`unscale_gradients` or :func:`scaled_value_and_grad`, as
+        tf-keras' ``apply_gradients`` expects): then ``update`` only checks
+        them and adjusts the scale.
+
+    Returns:
+      A :class:`~optaxish.GradientTransformationExtraArgs` whose state is a
+      :class:`LossScalingState`.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optaxish
+      >>> from optaxish import loss_scale
+      >>> tx = loss_scale.loss_scaling(optaxish.sgd(0.25),
+      ...                              loss_scale.DynamicLossScale(8.0))
+      >>> params = jnp.array([1.0])
+      >>> state = tx.init(params)
+      >>> grads = jax.grad(lambda p: loss_scale.scale_loss(jnp.sum(p**2), state))(params)
+      >>> grads  # 8 * 2p
+      Array([16.], dtype=float32)
+      >>> updates, state = tx.update(grads, state, params)
+      >>> updates, state.loss_scale.counter
+      (Array([-0.5], dtype=float32), Array(1, dtype=int32))
+      >>> updates, state = tx.update(jnp.array([jnp.inf]), state, params)
+      >>> updates, loss_scale.get_loss_scale(state), state.skipped_steps
+      (Array([0.], dtype=float32), Array(4., dtype=float32), Array(1, dtype=int32))
+    """
+    inner = with_extra_args_support(inner)
+    loss_scale = _as_loss_scale(loss_scale)
+    if not isinstance(unscale, bool):
+        raise TypeError(f"`unscale` must be a bool. Received: unscale={unscale!r}")
+
+    def init_fn(params):
+        # Fresh, distinct buffers everywhere: a donated state must never delete
+        # the factory's copy (a later `init` must still work) nor hold one
+        # buffer twice.
+        return LossScalingState(
+            loss_scale=jax.tree.map(jnp.array, loss_scale),
+            skipped_steps=jnp.zeros([], jnp.int32),
+            consecutive_skipped_steps=jnp.zeros([], jnp.int32),
+            inner_state=inner.init(params),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        if not isinstance(state, LossScalingState):
+            raise ValueError(
+                "`state` does not belong to `loss_scaling`: expected a "
+                f"LossScalingState, received {type(state).__name__}. Make sure it "
+                "came from this transformation's `init`."
+            )
+        ls = state.loss_scale
+        scale = jnp.asarray(ls.loss_scale, jnp.float32)
+        scaled = unscale and not isinstance(ls, NoOpLossScale)
+
+        def unscaled(tree):
+            if not scaled:
+                return tree
+            return jax.tree.map(lambda g: _unscale_leaf(g, scale), tree)
+
+        if not isinstance(ls, DynamicLossScale):
+            new_updates, inner_state = inner.update(
+                unscaled(updates), state.inner_state, params, **extra_args
+            )
+            return new_updates, state._replace(inner_state=inner_state)
+
+        # The check reads the (unscaled) gradients once; the unscaling is
+        # recomputed inside the branch, where it fuses into the inner update,
+        # so no unscaled copy of the gradients is ever materialised.
+        finite = _all_finite_mapped(
+            updates, (lambda g: _unscale_leaf(g, scale)) if scaled else (lambda g: g)
+        )
+
+        def apply_branch():
+            return inner.update(
+                unscaled(updates), state.inner_state, params, **extra_args
+            )
+
+        out_shapes = jax.eval_shape(apply_branch)[0]
+
+        def skip_branch():
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shapes)
+            return zeros, state.inner_state
+
+        new_updates, inner_state = jax.lax.cond(finite, apply_branch, skip_branch)
+        skipped = state.skipped_steps
+        consecutive = state.consecutive_skipped_steps
+        return new_updates, LossScalingState(
+            loss_scale=ls.adjust(finite),
+            skipped_steps=jnp.where(finite, skipped, safe_increment(skipped)),
+            consecutive_skipped_steps=jnp.where(
+                finite, jnp.zeros_like(consecutive), safe_increment(consecutive)
+            ),
+            inner_state=inner_state,
+        )
+
+    return GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def dynamic_loss_scaling(
+    inner: Any,
+    initial_scale: jax.typing.ArrayLike = 2.0**15,
+    dynamic_growth_steps: jax.typing.ArrayLike = 2000,
+    *,
+    factor: jax.typing.ArrayLike = 2.0,
+    min_loss_scale: jax.typing.ArrayLike = 1.0,
+    max_loss_scale: jax.typing.ArrayLike | None = None,
+    unscale: bool = True,
+) -> GradientTransformationExtraArgs:
+    """:func:`loss_scaling` with a :class:`DynamicLossScale` built from tf-keras' names.
+
+    Args:
+      inner: the transformation to wrap.
+      initial_scale: the first scale (tf-keras ``initial_scale``, 2**15).
+      dynamic_growth_steps: finite steps between growths (tf-keras, 2000).
+      factor: growth and back-off factor (2).
+      min_loss_scale: floor of the back-off (1).
+      max_loss_scale: optional ceiling of the growth (``None``: none).
+      unscale: see :func:`loss_scaling`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> from optaxish import loss_scale
+      >>> tx = loss_scale.dynamic_loss_scaling(optaxish.sgd(0.1), initial_scale=2.0**10)
+      >>> state = tx.init(jnp.zeros(2))
+      >>> float(loss_scale.get_loss_scale(state))
+      1024.0
+    """
+    return loss_scaling(
+        inner,
+        DynamicLossScale(
+            initial_scale,
+            period=dynamic_growth_steps,
+            factor=factor,
+            min_loss_scale=min_loss_scale,
+            max_loss_scale=max_loss_scale,
+        ),
+        unscale=unscale,
+    )

@@ -1,0 +1,122 @@
+"""The registry of everything the conformance suite checks.
+
+Every optimizer alias and every stateful transformation must be listed here;
+`tests/test_conformance.py` runs the same battery on each entry, and
+`test_registry_is_complete` fails when a public alias or stateful transform is
+missing from this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import optaxish as ox
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One thing under test.
+
+    Attributes:
+      name: the public name (``optaxish.<name>``).
+      kwargs: arguments for the factory.
+      lr: for bare transforms, the step appended as ``scale(-lr)`` so the entry
+        descends; ``None`` for aliases, which carry their own learning rate.
+      steps: steps for the convergence check.
+      tol: the final loss must fall below ``tol`` times the initial loss.
+      static_args: names ``inject_hyperparams`` must keep static.
+      deterministic: False for entries that add noise.
+    """
+
+    name: str
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    lr: float | None = None
+    steps: int = 600
+    tol: float = 1e-2
+    static_args: tuple[str, ...] = ()
+    deterministic: bool = True
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        return getattr(ox, self.name)
+
+    def make(self, **overrides: Any) -> Any:
+        tx = self.factory(**{**self.kwargs, **overrides})
+        if self.lr is not None:
+            tx = ox.chain(tx, ox.scale(-self.lr))
+        return tx
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+
+ALIASES = [
+    Entry("sgd", dict(learning_rate=0.1)),
+    Entry("sgd", dict(learning_rate=0.05, momentum=0.9, nesterov=True)),
+    Entry("adam", dict(learning_rate=0.05)),
+    Entry("adamw", dict(learning_rate=0.05, weight_decay=1e-4)),
+    Entry("amsgrad", dict(learning_rate=0.05)),
+    Entry("nadam", dict(learning_rate=0.05)),
+    Entry("nadamw", dict(learning_rate=0.05)),
+    Entry("adamax", dict(learning_rate=0.05)),
+    Entry("adamaxw", dict(learning_rate=0.05)),
+    Entry("rmsprop", dict(learning_rate=0.01)),
+    Entry("rmsprop", dict(learning_rate=0.01, centered=True, momentum=0.5)),
+    Entry("adagrad", dict(learning_rate=0.5)),
+    Entry("adadelta", dict(learning_rate=5.0), steps=1500),
+    Entry("adabelief", dict(learning_rate=0.05)),
+    Entry("lion", dict(learning_rate=0.01, weight_decay=0.0)),
+    Entry("lamb", dict(learning_rate=0.01)),
+    Entry("lars", dict(learning_rate=1.0)),
+    Entry("radam", dict(learning_rate=0.05)),
+    Entry("yogi", dict(learning_rate=0.05)),
+    Entry("novograd", dict(learning_rate=0.05)),
+    Entry(
+        "adafactor",
+        dict(learning_rate=0.05),
+        static_args=("min_dim_size_to_factor",),
+    ),
+    Entry("sign_sgd", dict(learning_rate=0.01)),
+    Entry("noisy_sgd", dict(learning_rate=0.1, eta=1e-4), deterministic=False),
+    Entry("ftrl", dict(learning_rate=0.5)),
+]
+
+# Stateful transformations (and a few stateless ones that take hyperparameters),
+# each followed by ``scale(-lr)``.
+TRANSFORMS = [
+    Entry("trace", dict(decay=0.9), lr=0.05),
+    Entry("ema", dict(decay=0.9), lr=0.1),
+    Entry("scale_by_adam", lr=0.05),
+    Entry("scale_by_amsgrad", lr=0.05),
+    Entry("scale_by_adamax", lr=0.05),
+    Entry("scale_by_rms", lr=0.01),
+    Entry("scale_by_stddev", lr=0.01),
+    Entry("scale_by_rss", lr=0.5),
+    Entry("scale_by_adadelta", lr=5.0, steps=1500),
+    Entry("scale_by_radam", lr=0.05),
+    Entry("scale_by_yogi", lr=0.05),
+    Entry("scale_by_belief", lr=0.05),
+    Entry("scale_by_novograd", lr=0.05),
+    Entry("scale_by_lion", lr=0.01),
+    Entry("scale_by_factored_rms", lr=0.05),
+    Entry("scale_by_sign", lr=0.01),
+    Entry(
+        "scale_by_schedule",
+        dict(step_size_fn=lambda c: 1.0 / (1.0 + 0.001 * c)),
+        lr=0.1,
+    ),
+    Entry("add_decayed_weights", dict(weight_decay=lambda c: 0.1), lr=0.1, tol=1.0),
+    Entry("add_noise", dict(eta=1e-4, gamma=0.55, seed=0), lr=0.1, deterministic=False),
+    Entry("clip", dict(max_delta=1.0), lr=0.1),
+    Entry("clip_by_norm", dict(max_norm=1.0), lr=0.1),
+    Entry("clip_by_global_norm", dict(max_norm=1.0), lr=0.1),
+    Entry("clip_by_block_rms", dict(threshold=1.0), lr=0.1),
+    Entry("scale_by_trust_ratio", lr=0.1, tol=1.0),
+    Entry("keep_params_nonnegative", lr=0.1, tol=1.0),
+    Entry("zero_nans", lr=0.1),
+]
+
+ALL = ALIASES + TRANSFORMS
