@@ -90,7 +90,14 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "backend": jax.default_backend(),
         "devices": f"{len(devices)} x {devices[0].device_kind}",
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "load_average": [round(x, 2) for x in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
+        "env": {
+            k: os.environ[k]
+            for k in ("JAX_PLATFORMS", "XLA_FLAGS", "JAX_ENABLE_X64")
+            if k in os.environ
+        },
     }
 
 
@@ -179,10 +186,18 @@ def time_interleaved(
 
 
 class StepRunner:
-    """Runs a jitted, donating ``step`` in place, feeding its outputs back in."""
+    """Runs a jitted, donating ``step`` in place, feeding its outputs back in.
 
-    def __init__(self, impl: Impl, params_np: Any, grads: Any):
-        self.fn = jax.jit(impl.step, donate_argnums=impl.donate_argnums)
+    ``compiled`` is an executable of the same step, compiled ahead of time with
+    the same donation (e.g. by :func:`time_compile_interleaved`), to save a
+    compile; without it the runner uses ``jax.jit(step, donate_argnums=...)``.
+    Both dispatch through JAX's C++ fast path.
+    """
+
+    def __init__(
+        self, impl: Impl, params_np: Any, grads: Any, compiled: Any | None = None
+    ):
+        self.fn = compiled or jax.jit(impl.step, donate_argnums=impl.donate_argnums)
         self.params = tree_to_device(params_np)
         # Copies, so that no state leaf aliases a (donated) parameter buffer.
         self.state = jax.tree.map(
@@ -252,8 +267,9 @@ def time_compile_interleaved(
     params_abs: Any,
     reps: int,
     warm_params_abs: Any | None = None,
-) -> dict[str, dict[str, list[float]]]:
-    """Fresh-compile times of each impl's step, round-robin, ``reps`` rounds.
+    budget_s: float | None = None,
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, Any]]:
+    """Fresh-compile times of each impl's step, round-robin, up to ``reps`` rounds.
 
     Gradients have the structure, shapes and dtypes of ``params_abs``.
 
@@ -261,13 +277,17 @@ def time_compile_interleaved(
     new Python function wraps ``step``, so nothing traced or compiled earlier is
     reused. ``lower`` (trace + lower to StableHLO) and ``compile`` (XLA) are timed
     separately. An untimed compile on ``warm_params_abs`` (a small tree) first
-    warms process-level one-time costs for every impl.
+    warms process-level one-time costs for every impl. No round starts once
+    ``budget_s`` seconds (if given) have passed, the first one always running,
+    so trees that take long to compile get fewer rounds.
 
-    Returns ``{name: {"lower": [s, ...], "compile": [s, ...]}}``.
+    Returns ``({name: {"lower": [s, ...], "compile": [s, ...]}}, {name: the
+    last compiled executable}``), the executables being ready for
+    :class:`StepRunner`.
     """
     names = list(impls)
 
-    def once(impl: Impl, p_abs: Any) -> tuple[float, float]:
+    def once(impl: Impl, p_abs: Any) -> tuple[float, float, Any]:
         s_abs = jax.eval_shape(impl.init, p_abs)
 
         def fresh_step(params, grads, state):
@@ -280,9 +300,9 @@ def time_compile_interleaved(
             p_abs, p_abs, s_abs
         )
         t1 = time.perf_counter()
-        lowered.compile()
+        compiled = lowered.compile()
         t2 = time.perf_counter()
-        return t1 - t0, t2 - t1
+        return t1 - t0, t2 - t1, compiled
 
     if warm_params_abs is not None:
         for name in names:
@@ -290,13 +310,17 @@ def time_compile_interleaved(
     out: dict[str, dict[str, list[float]]] = {
         n: {"lower": [], "compile": []} for n in names
     }
+    executables: dict[str, Any] = {}
+    t_start = time.perf_counter()
     for r in range(reps):
+        if r and budget_s is not None and time.perf_counter() - t_start > budget_s:
+            break
         for name in names if r % 2 == 0 else reversed(names):
-            lower_s, compile_s = once(impls[name], params_abs)
+            lower_s, compile_s, executables[name] = once(impls[name], params_abs)
             out[name]["lower"].append(lower_s)
             out[name]["compile"].append(compile_s)
     jax.clear_caches()
-    return out
+    return out, executables
 
 
 def triad_bandwidth(n: int, reps: int, min_sample_s: float = 0.02) -> dict[str, Any]:

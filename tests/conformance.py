@@ -28,6 +28,8 @@ class Entry:
       tol: the final loss must fall below ``tol`` times the initial loss.
       static_args: names ``inject_hyperparams`` must keep static.
       deterministic: False for entries that add noise.
+      lr_first: put ``scale(-lr)`` before the transform (constraints on the
+        final update, such as ``keep_params_nonnegative``).
     """
 
     name: str
@@ -37,6 +39,7 @@ class Entry:
     tol: float = 1e-2
     static_args: tuple[str, ...] = ()
     deterministic: bool = True
+    lr_first: bool = False
 
     @property
     def factory(self) -> Callable[..., Any]:
@@ -45,7 +48,8 @@ class Entry:
     def make(self, **overrides: Any) -> Any:
         tx = self.factory(**{**self.kwargs, **overrides})
         if self.lr is not None:
-            tx = ox.chain(tx, ox.scale(-self.lr))
+            lr = ox.scale(-self.lr)
+            tx = ox.chain(lr, tx) if self.lr_first else ox.chain(tx, lr)
         return tx
 
     @property
@@ -109,13 +113,13 @@ TRANSFORMS = [
         lr=0.1,
     ),
     Entry("add_decayed_weights", dict(weight_decay=lambda c: 0.1), lr=0.1, tol=1.0),
-    Entry("add_noise", dict(eta=1e-4, gamma=0.55, seed=0), lr=0.1, deterministic=False),
+    Entry("add_noise", dict(eta=1e-4, gamma=0.55, key=0), lr=0.1, deterministic=False),
     Entry("clip", dict(max_delta=1.0), lr=0.1),
     Entry("clip_by_norm", dict(max_norm=1.0), lr=0.1),
     Entry("clip_by_global_norm", dict(max_norm=1.0), lr=0.1),
     Entry("clip_by_block_rms", dict(threshold=1.0), lr=0.1),
     Entry("scale_by_trust_ratio", lr=0.1, tol=1.0),
-    Entry("keep_params_nonnegative", lr=0.1, tol=1.0),
+    Entry("keep_params_nonnegative", lr=0.1, tol=1.0, lr_first=True),
     Entry("zero_nans", lr=0.1),
 ]
 

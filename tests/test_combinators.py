@@ -28,32 +28,48 @@ def random_params(seed, dtype=jnp.float32):
     }
 
 
-def run(tx, params, steps=STEPS, seed=0, bad_steps=(), lib=ox):
-    """Jitted scan of noisy descent on 0.5|p - target|^2.
+_COMPILED = {}
 
-    Gradients are NaN at the steps in ``bad_steps``. Returns the final params,
-    the final state and the per-step updates.
+
+def noisy_grads(params, target, t):
+    """Gradient of 0.5|p - target|^2 plus a cheap deterministic wobble."""
+
+    def leaf(p, y):
+        idx = jnp.arange(1, p.size + 1, dtype=p.dtype).reshape(p.shape)
+        return p - y + 0.1 * jnp.sin(0.37 * t * idx)
+
+    return jax.tree.map(leaf, params, target)
+
+
+def run(key, make, params, hp=None, *, lib=ox, steps=STEPS, bad_steps=(), seed=0):
+    """Jitted scan of noisy descent with ``make(lib, hp)``.
+
+    ``hp`` (a dict of floats) is traced, so one compilation per ``key`` serves
+    every hypothesis example. Gradients are NaN at ``bad_steps``. Returns the
+    final params, the final state and the stacked per-step updates.
     """
+    cache_key = (key, lib.__name__, steps)
+    if cache_key not in _COMPILED:
+
+        def scan(params, target, hp, bad):
+            tx = make(lib, hp)
+
+            def step(carry, t):
+                p, s = carry
+                g = noisy_grads(p, target, t)
+                g = jax.tree.map(lambda x: jnp.where(bad[t], jnp.nan, x), g)
+                u, s = tx.update(g, s, p)
+                return (lib.apply_updates(p, u), s), u
+
+            init = (params, tx.init(params))
+            return jax.lax.scan(step, init, jnp.arange(steps))
+
+        _COMPILED[cache_key] = jax.jit(scan)
+    bad = np.zeros(steps, bool)
+    bad[list(bad_steps)] = True
+    hp = {k: jnp.asarray(v, jnp.float32) for k, v in (hp or {}).items()}
     target = random_params(seed + 100)
-    bad = jnp.zeros(steps, bool).at[jnp.asarray(bad_steps, int)].set(True)
-    key = jax.random.key(seed + 7)
-
-    def step(carry, t):
-        p, s = carry
-        leaves, treedef = jax.tree.flatten(p)
-        keys = jax.random.split(jax.random.fold_in(key, t), len(leaves))
-        noise = treedef.unflatten(
-            [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
-        )
-        g = jax.tree.map(lambda x, y, n: x - y + 0.1 * n, p, target, noise)
-        g = jax.tree.map(lambda x: jnp.where(bad[t], jnp.nan, x), g)
-        u, s = tx.update(g, s, p)
-        return (lib.apply_updates(p, u), s), u
-
-    def scan(params):
-        return jax.lax.scan(step, (params, tx.init(params)), jnp.arange(steps))
-
-    (params, state), updates = jax.jit(scan)(params)
+    (params, state), updates = _COMPILED[cache_key](params, target, hp, bad)
     return params, state, updates
 
 
@@ -70,32 +86,33 @@ def same_leaves(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-MASKS = st.fixed_dictionaries(
-    {
-        "dense": st.one_of(
-            st.booleans(),
-            st.fixed_dictionaries({"kernel": st.booleans(), "bias": st.booleans()}),
-        ),
-        "emb": st.booleans(),
-        "scale": st.booleans(),
-    }
-)
+MASKS = {
+    "leafwise": {"dense": {"kernel": True, "bias": False}, "emb": False, "scale": True},
+    "prefix": {"dense": True, "emb": False, "scale": False},
+    "all_false": {"dense": False, "emb": False, "scale": False},
+}
 
 
-@settings(max_examples=10, deadline=None)
-@given(mask=MASKS, seed=st.integers(0, 1000), decay=st.floats(0.5, 0.99))
-def test_masked_matches_optax(mask, seed, decay):
-    params = random_params(seed)
-
-    def make(lib):
+def make_masked(mask):
+    def make(lib, hp):
+        by_rank = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)  # noqa: E731
         return lib.chain(
-            lib.masked(lib.trace(decay), mask),
-            lib.masked(lib.ema(decay), lambda p: jax.tree.map(lambda x: x.ndim > 1, p)),
+            lib.masked(lib.trace(hp["decay"]), mask),
+            lib.masked(lib.ema(hp["decay"]), by_rank),
             lib.scale(-0.1),
         )
 
-    ours, state, _ = run(make(ox), params, seed=seed)
-    theirs, _, _ = run(make(optax), params, seed=seed, lib=optax)
+    return make
+
+
+@pytest.mark.parametrize("mask_name", list(MASKS))
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 1000), decay=st.floats(0.5, 0.99))
+def test_masked_matches_optax(mask_name, seed, decay):
+    params, mask = random_params(seed), MASKS[mask_name]
+    make, hp, key = make_masked(mask), {"decay": decay}, ("masked", mask_name)
+    ours, state, _ = run(key, make, params, hp, seed=seed)
+    theirs, _, _ = run(key, make, params, hp, seed=seed, lib=optax)
     assert_close(ours, theirs)
     assert isinstance(state[0], ox.MaskedState)
     # Masked-out leaves hold no state.
@@ -141,37 +158,35 @@ def test_masked_bad_mask_names_the_mask():
         tx.init({"a": jnp.ones(1), "b": jnp.ones(1)})
 
 
-LABELS = st.fixed_dictionaries(
-    {
-        "dense": st.sampled_from(["x", "y", "z"]),
-        "emb": st.sampled_from(["x", "y", "z"]),
-        "scale": st.sampled_from(["x", "y", "z"]),
-    }
-)
+LABELS = {
+    "three_groups": {"dense": "x", "emb": "y", "scale": "z"},
+    "unused_group": {"dense": {"kernel": "x", "bias": "y"}, "emb": "x", "scale": "y"},
+}
 
 
-@settings(max_examples=10, deadline=None)
-@given(
-    labels=LABELS,
-    seed=st.integers(0, 1000),
-    lr=st.floats(1e-3, 0.1),
-    b1=st.floats(0.5, 0.95),
-)
-def test_partition_two_adams_matches_optax(labels, seed, lr, b1):
-    params = random_params(seed)
-
-    def make(lib):
+def make_partition(labels):
+    def make(lib, hp):
         return lib.partition(
             {
-                "x": lib.adam(lr, b1=b1),
-                "y": lib.adam(2 * lr, b2=0.99),
-                "z": lib.chain(lib.trace(b1), lib.scale(-lr)),
+                "x": lib.adam(hp["lr"], b1=hp["b1"]),
+                "y": lib.adam(2 * hp["lr"], b2=0.99),
+                "z": lib.chain(lib.trace(hp["b1"]), lib.scale(-hp["lr"])),
             },
             labels,
         )
 
-    ours, state, _ = run(make(ox), params, seed=seed)
-    theirs, ostate, _ = run(make(optax), params, seed=seed, lib=optax)
+    return make
+
+
+@pytest.mark.parametrize("labels_name", list(LABELS))
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 1000), lr=st.floats(1e-3, 0.1), b1=st.floats(0.5, 0.95))
+def test_partition_two_adams_matches_optax(labels_name, seed, lr, b1):
+    params, labels = random_params(seed), LABELS[labels_name]
+    make, hp = make_partition(labels), {"lr": lr, "b1": b1}
+    key = ("partition", labels_name)
+    ours, state, _ = run(key, make, params, hp, seed=seed)
+    theirs, ostate, _ = run(key, make, params, hp, seed=seed, lib=optax)
     assert_close(ours, theirs)
     assert_close(jax.tree.leaves(state), jax.tree.leaves(ostate))
     assert isinstance(state, ox.PartitionState)
@@ -186,13 +201,13 @@ def test_multi_transform_alias_and_label_fn():
     def label_fn(p):
         return jax.tree.map(lambda x: "vec" if x.ndim <= 1 else "mat", p)
 
-    def make(lib):
+    def make(lib, hp):
         return lib.multi_transform(
             {"vec": lib.sgd(0.1), "mat": lib.adam(0.05)}, label_fn
         )
 
-    ours, _, _ = run(make(ox), params)
-    theirs, _, _ = run(make(optax), params, lib=optax)
+    ours, _, _ = run("multi_transform", make, params)
+    theirs, _, _ = run("multi_transform", make, params, lib=optax)
     assert_close(ours, theirs)
 
 
@@ -202,41 +217,47 @@ def test_partition_unknown_label_is_an_error():
         tx.init({"w": jnp.ones(1), "b": jnp.ones(1)})
 
 
-@pytest.mark.parametrize(
-    "mask", [True, False, {"dense": True, "emb": False, "scale": True}]
-)
+@pytest.mark.parametrize("mask", [True, {"dense": True, "emb": False, "scale": True}])
 def test_freeze_and_selective_transform_match_optax(mask):
     params = random_params(2)
-    for make in (
-        lambda lib: lib.chain(lib.adam(0.05), lib.freeze(mask)),
-        lambda lib: lib.selective_transform(lib.adam(0.05), freeze_mask=mask),
-    ):
-        ours, _, _ = run(make(ox), params, steps=10)
-        theirs, _, _ = run(make(optax), params, steps=10, lib=optax)
+    makers = {
+        "freeze": lambda lib, hp: lib.chain(lib.adam(0.05), lib.freeze(mask)),
+        "selective": lambda lib, hp: lib.selective_transform(
+            lib.adam(0.05), freeze_mask=mask
+        ),
+    }
+    for name, make in makers.items():
+        ours, _, _ = run((name, str(mask)), make, params, steps=10)
+        theirs, _, _ = run((name, str(mask)), make, params, steps=10, lib=optax)
         assert_close(ours, theirs)
-    frozen = jax.tree.map(lambda m, p: p if m else None, mask, params)
-    after, _, _ = run(ox.freeze(mask), params, steps=3)
-    same_leaves(jax.tree.map(lambda m, p: p if m else None, mask, after), frozen)
+        # Frozen leaves did not move.
+        kept = jax.tree.map(lambda m, p: p if m else None, mask, params)
+        same_leaves(jax.tree.map(lambda m, p: p if m else None, mask, ours), kept)
 
 
-@settings(max_examples=10, deadline=None)
+def make_apply_if_finite(max_errors):
+    def make(lib, hp):
+        return lib.apply_if_finite(lib.adam(hp["lr"]), max_errors)
+
+    return make
+
+
+@pytest.mark.parametrize("max_errors", [0, 2])
+@settings(max_examples=8, deadline=None)
 @given(
     seed=st.integers(0, 1000),
     bad=st.lists(st.integers(0, STEPS - 1), max_size=8, unique=True),
-    max_errors=st.integers(0, 3),
+    lr=st.floats(1e-3, 0.1),
 )
-def test_apply_if_finite_matches_optax(seed, bad, max_errors):
-    params = random_params(seed)
-
-    def make(lib):
-        return lib.apply_if_finite(lib.adam(0.05), max_errors)
-
-    ours, state, _ = run(make(ox), params, seed=seed, bad_steps=bad)
-    theirs, ostate, _ = run(make(optax), params, seed=seed, bad_steps=bad, lib=optax)
+def test_apply_if_finite_matches_optax(max_errors, seed, bad, lr):
+    params, make = random_params(seed), make_apply_if_finite(max_errors)
+    hp, key = {"lr": lr}, ("apply_if_finite", max_errors)
+    ours, state, _ = run(key, make, params, hp, seed=seed, bad_steps=bad)
+    theirs, ostate, _ = run(key, make, params, hp, seed=seed, bad_steps=bad, lib=optax)
     assert_close(jax.tree.leaves(ours), jax.tree.leaves(theirs))
-    assert int(state.total_notfinite) == int(ostate.total_notfinite) == len(bad)
-    assert int(state.notfinite_count) == int(ostate.notfinite_count)
-    assert bool(state.last_finite) == bool(ostate.last_finite)
+    assert_close(jax.tree.leaves(state), jax.tree.leaves(ostate))
+    if all(np.isfinite(x).all() for x in jax.tree.leaves(ours)):
+        assert int(state.total_notfinite) == len(bad)
 
 
 def test_apply_if_finite_skipped_step_is_bit_identical_and_does_not_run_inner():
@@ -255,6 +276,7 @@ def test_apply_if_finite_skipped_step_is_bit_identical_and_does_not_run_inner():
     state = tx.init(params)
     grads = jax.tree.map(jnp.ones_like, params)
     _, state = update(grads, state, params)
+    jax.effects_barrier()
     assert len(calls) == 1
     bad = jax.tree.map(lambda g: g.at[...].set(jnp.inf), grads)
     updates, new_state = update(bad, state, params)
@@ -278,14 +300,14 @@ def test_apply_if_finite_keeps_bf16():
 def test_conditional_wrappers_match_optax(name):
     params = random_params(5)
 
-    def make(lib):
+    def make(lib, hp):
         wrapper = getattr(lib, name)
         return lib.chain(
             wrapper(lib.adam(0.05), lambda step: step % 3 != 1), lib.scale(0.5)
         )
 
-    ours, state, _ = run(make(ox), params)
-    theirs, ostate, _ = run(make(optax), params, lib=optax)
+    ours, state, _ = run(name, make, params)
+    theirs, ostate, _ = run(name, make, params, lib=optax)
     assert_close(ours, theirs)
     assert_close(jax.tree.leaves(state), jax.tree.leaves(ostate))
 
@@ -304,12 +326,13 @@ def test_conditional_wrappers_forward_extra_args():
 def test_combinators_accept_optax_inner_and_work_inside_optax_chain():
     params = random_params(6)
 
-    def make(lib, other):
+    def make(lib, hp):
+        other = optax if lib is ox else ox
         return lib.chain(
             lib.masked(other.trace(0.9), {"dense": True, "emb": False, "scale": True}),
             lib.apply_if_finite(other.scale(-0.1), 3),
         )
 
-    ours, _, _ = run(make(ox, optax), params)
-    theirs, _, _ = run(make(optax, ox), params, lib=optax)
+    ours, _, _ = run("mixed", make, params)
+    theirs, _, _ = run("mixed", make, params, lib=optax)
     assert_close(ours, theirs)

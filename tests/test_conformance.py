@@ -180,12 +180,18 @@ def test_inside_inject_hyperparams(entry: Entry):
         **kwargs
     )
     if entry.lr is not None:
-        injected = ox.chain(injected, ox.scale(-entry.lr))
+        lr = ox.scale(-entry.lr)
+        injected = (
+            ox.chain(lr, injected) if entry.lr_first else ox.chain(injected, lr)
+        )
     plain, _ = run(entry.make(), params, target, 5)
     hyper, state = run(injected, params, target, 5)
     if entry.deterministic:
-        assert_trees_close(plain, hyper, rtol=1e-5, atol=1e-6)
-    hp = (state[0] if entry.lr is not None else state).hyperparams
+        assert_trees_close(plain, hyper, rtol=1e-5, atol=1e-5)
+    if entry.lr is None:
+        hp = state.hyperparams
+    else:
+        hp = state[1 if entry.lr_first else 0].hyperparams
     for name, value in hp.items():
         if isinstance(kwargs.get(name), float):
             assert value.dtype == jnp.float32, name

@@ -131,7 +131,7 @@ def test_seed_example(path):
     history = []
     for _ in range(2):
         if unscale:
-            grads = jax.grad(lambda v: lsm.scale_loss(v**2, state))(var)
+            grads = jax.grad(lambda v, s=state: lsm.scale_loss(v**2, s))(var)
         else:
             _, grads = lsm.scaled_value_and_grad(lambda v: v**2)(state, var)
         updates, state = tx.update(grads, state, var)

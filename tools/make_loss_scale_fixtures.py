@@ -60,7 +60,9 @@ def make_inner(spec):
     raise ValueError(kind)
 
 
-def run_scenario(name, inner, initial_scale, growth_steps, init_vars, grads, dynamic=True):
+def run_scenario(
+    name, inner, initial_scale, growth_steps, init_vars, grads, dynamic=True
+):
     """Feeds ``grads`` (a list of steps, each a list of per-variable lists)."""
     opt = tf_keras.mixed_precision.LossScaleOptimizer(
         make_inner(inner),
@@ -96,9 +98,13 @@ def run_scenario(name, inner, initial_scale, growth_steps, init_vars, grads, dyn
         "dynamic": dynamic,
         "initial_scale": float(initial_scale),
         "dynamic_growth_steps": growth_steps if dynamic else None,
-        "init_vars": [enc(np.asarray(v, np.float32).ravel().tolist()) for v in init_vars],
+        "init_vars": [
+            enc(np.asarray(v, np.float32).ravel().tolist()) for v in init_vars
+        ],
         "shapes": [list(np.shape(v)) for v in init_vars],
-        "grads": [[enc(np.asarray(g, np.float32).ravel().tolist()) for g in s] for s in grads],
+        "grads": [
+            [enc(np.asarray(g, np.float32).ravel().tolist()) for g in s] for s in grads
+        ],
         "steps": steps,
     }
 

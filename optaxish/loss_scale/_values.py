@@ -17,6 +17,7 @@ silently resets to 1 after a ``jit``.)
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -351,10 +352,11 @@ LOSS_SCALE_TYPES = (NoOpLossScale, StaticLossScale, DynamicLossScale)
 def all_finite(tree: Any) -> jax.Array:
     """A scalar bool: True when no floating leaf of ``tree`` holds a NaN or inf.
 
-    One pass over the data: each leaf is reduced as ``sum(x * 0)``, which is 0
-    for finite data and NaN as soon as one entry is NaN or infinite (the sum of
-    zeros cannot overflow), and the per-leaf scalars are added. Integer and
-    bool leaves are always finite; ``None`` leaves and empty trees give True.
+    Cheap: one summation pass over the data (``isfinite(sum of all entries)``,
+    which is False as soon as one entry is NaN or infinite); only when that sum
+    is not finite (a real NaN/inf, or finite values whose sum overflows) does
+    an exact ``isfinite`` pass run, under ``jax.lax.cond``. Integer and bool
+    leaves are always finite; ``None`` leaves and empty trees give True.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -364,19 +366,39 @@ def all_finite(tree: Any) -> jax.Array:
       >>> bool(loss_scale.all_finite({}))
       True
     """
-    return _all_finite_mapped(tree, lambda x: x)
+    return _all_finite(tree)
 
 
-def _all_finite_mapped(tree: Any, fn) -> jax.Array:
-    probes = []
-    for x in jax.tree.leaves(tree):
-        x = jnp.asarray(x)
-        if not jnp.issubdtype(x.dtype, jnp.inexact):
-            continue
-        y = fn(x)
-        if jnp.iscomplexobj(y):
-            y = jnp.real(y) + jnp.imag(y)
-        probes.append(jnp.sum(y * jnp.zeros([], y.dtype), dtype=jnp.float32))
-    if not probes:
+def _all_finite(tree: Any, scale: jax.Array | None = None) -> jax.Array:
+    """``all_finite(tree / scale)`` (the division in at least float32).
+
+    With ``scale >= 1`` dividing cannot make a finite entry infinite, so the
+    fast sum of the undivided entries decides; a smaller scale always takes
+    the exact path.
+    """
+    leaves = [
+        jnp.asarray(x)
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
+    ]
+    if not leaves:
         return jnp.asarray(True)
-    return jnp.isfinite(sum(probes[1:], probes[0]))
+    sums = []
+    for x in leaves:
+        if jnp.iscomplexobj(x):
+            sums.append(jnp.sum(jnp.abs(jnp.real(x)) + jnp.abs(jnp.imag(x))))
+        else:
+            sums.append(jnp.sum(x, dtype=jnp.promote_types(x.dtype, jnp.float32)))
+    total = sums[0]
+    for t in sums[1:]:
+        total = total + t
+    exact_needed = ~jnp.isfinite(total)
+    if scale is not None:
+        exact_needed = exact_needed | ~(scale >= 1)
+
+    def exact():
+        fn = (lambda x: x) if scale is None else (lambda x: _unscale_leaf(x, scale))
+        flags = [jnp.all(jnp.isfinite(fn(x))) for x in leaves]
+        return functools.reduce(jnp.logical_and, flags)
+
+    return jax.lax.cond(exact_needed, exact, lambda: jnp.asarray(True))

@@ -15,7 +15,7 @@ from optaxish.loss_scale._values import (
     LossScale,
     NoOpLossScale,
     StaticLossScale,
-    _all_finite_mapped,
+    _all_finite,
     _unscale_leaf,
 )
 
@@ -163,9 +163,7 @@ def loss_scaling(
         # The check reads the (unscaled) gradients once; the unscaling is
         # recomputed inside the branch, where it fuses into the inner update,
         # so no unscaled copy of the gradients is ever materialised.
-        finite = _all_finite_mapped(
-            updates, (lambda g: _unscale_leaf(g, scale)) if scaled else (lambda g: g)
-        )
+        finite = _all_finite(updates, scale if scaled else None)
 
         def apply_branch():
             return inner.update(

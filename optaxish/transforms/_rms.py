@@ -96,9 +96,10 @@ class ScaleByAdaDeltaState(NamedTuple):
 
 
 def _rms_scale(den, g, eps, eps_in_sqrt):
+    # The reciprocal first, then the product: optax's rounding.
     if eps_in_sqrt:
         return jax.lax.rsqrt(den + eps) * g
-    return g / (jnp.sqrt(den) + eps)
+    return (1 / (jnp.sqrt(den) + eps)) * g
 
 
 def _check_rms_args(decay, eps, initial_scale):

@@ -47,10 +47,10 @@ def _as_typed_key(key) -> jax.Array:
         return key
     if isinstance(key, int):
         return jax.random.key(key)
-    key = jnp.asarray(key)
-    if key.dtype == jnp.uint32 and key.shape == (2,):  # a raw jax.random.PRNGKey
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype == jnp.uint32 and shape == (2,):  # a raw jax.random.PRNGKey
         return jax.random.wrap_key_data(key)
-    if key.ndim == 0 and jnp.issubdtype(key.dtype, jnp.integer):
+    if shape == () and dtype is not None and jnp.issubdtype(dtype, jnp.integer):
         return jax.random.key(key)
     raise TypeError(
         "`key` must be a jax.random.key, a raw jax.random.PRNGKey or an int seed. "

@@ -1,0 +1,233 @@
+"""MultiSteps: parity with optax, skipping, no inner update on mini-steps."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import optaxish as ox
+
+STEPS = 60
+
+
+def random_params(seed, dtype=jnp.float32):
+    k = jax.random.split(jax.random.key(seed), 3)
+    return {
+        "w": jax.random.normal(k[0], (3, 4), dtype),
+        "b": jax.random.normal(k[1], (4,), dtype),
+        "s": jax.random.normal(k[2], (), dtype),
+    }
+
+
+def assert_close(a, b, rtol=1e-5, atol=1e-6):
+    jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b
+    )
+
+
+def same_leaves(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+SKIPS = {
+    "none": None,
+    "not_finite": "skip_not_finite",
+    "large": "skip_large_updates",
+}
+
+
+def make_multisteps(lib, hp, k, mean, skip):
+    if skip == "skip_large_updates":
+        skip_fn = functools.partial(lib.skip_large_updates, max_squared_norm=40.0)
+    else:
+        skip_fn = getattr(lib, skip) if skip else None
+    return lib.MultiSteps(
+        lib.adam(hp["lr"]),
+        every_k_schedule=k,
+        use_grad_mean=mean,
+        should_skip_update_fn=skip_fn,
+    )
+
+
+def wobble(x, t):
+    """Deterministic noise that does not depend on the parameter values."""
+    idx = jnp.arange(1, x.size + 1, dtype=x.dtype).reshape(x.shape)
+    return 0.3 * jnp.cos(0.37 * t * idx)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "mean", "skip", "lib_name"))
+def run(params, target, hp, bad, *, k, mean, skip, lib_name):
+    lib = ox if lib_name == "ox" else optax
+    opt = make_multisteps(lib, hp, k, mean, skip)
+
+    def step(carry, t):
+        p, s = carry
+        g = jax.tree.map(lambda x, y: x - y + wobble(x, t), p, target)
+        g = jax.tree.map(lambda x: jnp.where(bad[t], jnp.nan, x), g)
+        u, s = opt.update(g, s, p)
+        return (lib.apply_updates(p, u), s), (opt.has_updated(s), s)
+
+    init = (params, opt.init(params))
+    return jax.lax.scan(step, init, jnp.arange(STEPS))
+
+
+@pytest.mark.parametrize(
+    "k, mean, skip",
+    [
+        (1, True, None),
+        (3, True, None),
+        (4, False, None),
+        (3, True, "skip_not_finite"),
+        (2, False, "skip_large_updates"),
+    ],
+)
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(0, 1000),
+    lr=st.floats(1e-3, 0.1),
+    bad=st.lists(st.integers(0, STEPS - 1), max_size=6, unique=True),
+)
+def test_multisteps_matches_optax(k, mean, skip, seed, lr, bad):
+    bad_mask = np.zeros(STEPS, bool)
+    if skip == "skip_not_finite":
+        bad_mask[bad] = True
+    args = (random_params(seed), random_params(seed + 1), {"lr": jnp.float32(lr)})
+    kw = dict(k=k, mean=mean, skip=skip)
+    (p1, s1), (emitted1, states1) = run(*args, bad_mask, lib_name="ox", **kw)
+    (p2, s2), (emitted2, _) = run(*args, bad_mask, lib_name="optax", **kw)
+    assert_close(p1, p2)
+    assert_close(jax.tree.leaves(s1), jax.tree.leaves(s2))
+    np.testing.assert_array_equal(emitted1, emitted2)
+    if skip == "skip_not_finite":
+        # A skipped mini-step leaves everything but skip_state bit-identical.
+        for t in np.flatnonzero(bad_mask[1:]) + 1:
+            before = jax.tree.map(lambda x, t=t: x[t - 1], states1)
+            after = jax.tree.map(lambda x, t=t: x[t], states1)
+            same_leaves(before._replace(skip_state=()), after._replace(skip_state=()))
+        assert all(np.isfinite(x).all() for x in jax.tree.leaves(p1))
+
+
+def test_schedule_for_k_matches_optax():
+    def every_k(step):
+        return jnp.where(step < 3, 2, 5)
+
+    params, target = random_params(3), random_params(4)
+    outs = []
+    for lib in (ox, optax):
+        opt = lib.MultiSteps(lib.sgd(0.1, momentum=0.9), every_k)
+
+        def step(carry, t, opt=opt, lib=lib):
+            p, s = carry
+            u, s = opt.update(jax.tree.map(lambda x, y: x - y, p, target), s, p)
+            return (lib.apply_updates(p, u), s), opt.has_updated(s)
+
+        outs.append(
+            jax.jit(lambda c, step=step: jax.lax.scan(step, c, jnp.arange(50)))(
+                (params, opt.init(params))
+            )
+        )
+    assert_close(outs[0][0][0], outs[1][0][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    assert int(outs[0][0][1].gradient_step) == int(outs[1][0][1].gradient_step)
+
+
+def counting_adam(calls):
+    inner = ox.adam(0.1)
+
+    def update_fn(updates, state, params=None, **extra):
+        jax.debug.callback(lambda: calls.append(1))
+        return inner.update(updates, state, params, **extra)
+
+    return ox.GradientTransformationExtraArgs(inner.init, update_fn)
+
+
+@pytest.mark.parametrize("skip_fn", [None, ox.skip_not_finite])
+def test_mini_steps_do_not_run_the_inner_optimizer(skip_fn):
+    calls = []
+    opt = ox.MultiSteps(counting_adam(calls), 4, should_skip_update_fn=skip_fn)
+    params = random_params(5)
+    update = jax.jit(opt.update)
+    state = opt.init(params)
+    for _ in range(8):
+        _, state = update(params, state, params)
+    jax.effects_barrier()
+    assert len(calls) == 2  # optax's MultiSteps would run it 8 times
+    assert int(state.gradient_step) == 2
+    jaxpr = jax.make_jaxpr(opt.update)(params, state, params)
+    assert "cond" in {eqn.primitive.name for eqn in jaxpr.jaxpr.eqns}
+
+
+def test_skipped_step_keeps_state_bit_identical_and_returns_zeros():
+    opt = ox.MultiSteps(ox.adam(0.1), 2, should_skip_update_fn=ox.skip_not_finite)
+    params = random_params(6)
+    update = jax.jit(opt.update)
+    state = opt.init(params)
+    _, state = update(params, state, params)
+    bad = jax.tree.map(lambda x: x.at[...].set(jnp.nan), params)
+    updates, new_state = update(bad, state, params)
+    same_leaves(new_state._replace(skip_state=()), state._replace(skip_state=()))
+    assert int(new_state.skip_state["num_not_finite"]) == 12 + 4 + 1
+    for u in jax.tree.leaves(updates):
+        assert not np.any(np.asarray(u))
+
+
+@pytest.mark.parametrize("acc_dtype", [jnp.float32, None, jnp.bfloat16])
+def test_bf16_params_and_accumulator_dtypes(acc_dtype):
+    params = random_params(7, jnp.bfloat16)
+    opt = ox.MultiSteps(
+        ox.adam(0.1),
+        2,
+        should_skip_update_fn=ox.skip_not_finite,
+        accumulator_dtype=acc_dtype,
+    )
+    state = opt.init(params)
+    expected = jnp.dtype(acc_dtype or jnp.bfloat16)
+    assert {x.dtype for x in jax.tree.leaves(state.acc_grads)} == {expected}
+    update = jax.jit(opt.update)
+    for _ in range(3):
+        updates, new_state = update(params, state, params)
+        for old, new in zip(jax.tree.leaves(state), jax.tree.leaves(new_state)):
+            assert old.dtype == new.dtype
+        state = new_state
+        assert {u.dtype for u in jax.tree.leaves(updates)} == {jnp.dtype(jnp.bfloat16)}
+
+
+def test_extra_args_reach_the_inner_optimizer():
+    seen = []
+
+    def spy(updates, state, params=None, **extra):
+        seen.append(sorted(extra))
+        return updates, state
+
+    opt = ox.MultiSteps(ox.GradientTransformationExtraArgs(ox.init_empty_state, spy), 1)
+    u, _ = jax.jit(lambda g, s: opt.update(g, s, value=jnp.asarray(1.0), tag="x"))(
+        jnp.ones(2), opt.init(jnp.zeros(2))
+    )
+    assert ["tag", "value"] in seen
+    np.testing.assert_array_equal(u, jnp.ones(2))
+
+
+def test_api_surface_and_errors():
+    inner = ox.sgd(0.1)
+    opt = ox.MultiSteps(inner, 2)
+    assert opt.inner_opt is inner
+    tx = opt.gradient_transformation()
+    assert isinstance(tx, ox.GradientTransformation)
+    state = tx.init(jnp.zeros(2))
+    assert isinstance(state, ox.MultiStepsState) and not bool(opt.has_updated(state))
+    _, state = tx.update(jnp.ones(2), state)
+    _, state = tx.update(jnp.ones(2), state)
+    assert bool(opt.has_updated(state))
+    with pytest.raises(ValueError, match="every_k_schedule"):
+        ox.MultiSteps(inner, 0)
+    bad = ox.MultiSteps(inner, 2, should_skip_update_fn=lambda u, s, p: (1, ()))
+    with pytest.raises(ValueError, match="bool scalar"):
+        bad.update(jnp.ones(2), bad.init(jnp.zeros(2)))
