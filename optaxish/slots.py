@@ -11,7 +11,8 @@ addresses each piece by names instead:
 * **transform** — the transformation owning it, from its state class
   (``ScaleByAdamState`` -> ``"scale_by_adam"``, ``TraceState`` -> ``"trace"``,
   ``InjectStatefulHyperparamsState`` -> ``"inject_hyperparams"``); the name of
-  an enclosing :func:`~optaxish.named_chain` entry matches too.
+  an enclosing :func:`~optaxish.named_chain` entry matches too, and a tuple of
+  names must all match (``transform=("encoder", "scale_by_adam")``).
 * **label** — an enclosing :func:`~optaxish.partition` label.
 * **param** — the parameter path inside a per-parameter slot: a tuple of the
   keys of the params tree (dict keys, sequence indices, attribute names), e.g.
@@ -112,8 +113,7 @@ class Slot:
 
     def query(self) -> str:
         """The keyword arguments of :func:`get` that select this piece."""
-        # An enclosing named_chain name is the more specific selector.
-        transform = self.names[-1] if self.names else self.transform
+        transform = (*self.names, self.transform) if self.names else self.transform
         parts = [f"slot={self.slot!r}", f"transform={transform!r}"]
         if self.labels:
             parts.append(f"label={self.label!r}")
@@ -253,8 +253,12 @@ def _normalize_param(param: Any) -> tuple[Any, ...] | None:
 def _matches(s: Slot, slot, transform, label) -> bool:
     if slot is not None and s.slot != slot:
         return False
-    if transform is not None and transform != s.transform and transform not in s.names:
-        return False
+    if transform is not None:
+        wanted = (transform,) if isinstance(transform, str) else tuple(transform)
+        have = {s.transform, *s.names}
+        have.update(k for k, v in _ALIASES.items() if v == s.transform)
+        if not all(w in have for w in wanted):
+            return False
     return label is None or label in s.labels
 
 
@@ -297,7 +301,7 @@ def find(
     state: Any,
     slot: str | None = None,
     *,
-    transform: str | None = None,
+    transform: str | tuple[str, ...] | None = None,
     label: Hashable | None = None,
     param: Any = None,
 ) -> list[Slot]:
@@ -306,8 +310,9 @@ def find(
     Args:
       state: an optimizer state.
       slot: the field name (e.g. ``"mu"``), or ``None`` for any.
-      transform: the owning transformation (``"scale_by_adam"``) or an
-        enclosing ``named_chain`` name.
+      transform: the owning transformation (``"scale_by_adam"``), an
+        enclosing ``named_chain`` name, or a tuple of such names (all must
+        match).
       label: an enclosing ``partition`` label.
       param: a parameter path (tuple of keys, a single key, or a JAX key path);
         pieces under it (a prefix) match.
@@ -407,7 +412,7 @@ def get(
     state: Any,
     slot: str | Slot,
     *,
-    transform: str | None = None,
+    transform: str | tuple[str, ...] | None = None,
     label: Hashable | None = None,
     param: Any = None,
 ) -> Any:
@@ -420,7 +425,8 @@ def get(
     Args:
       state: an optimizer state.
       slot: the field name, or a :class:`Slot` from :func:`paths`/:func:`find`.
-      transform: the owning transformation or an enclosing ``named_chain`` name.
+      transform: the owning transformation, an enclosing ``named_chain`` name,
+        or a tuple of such names (all must match).
       label: an enclosing ``partition`` label.
       param: a parameter path (see the module docstring).
 
@@ -449,7 +455,7 @@ def set(  # noqa: A001
     slot: str | Slot,
     value: Any,
     *,
-    transform: str | None = None,
+    transform: str | tuple[str, ...] | None = None,
     label: Hashable | None = None,
     param: Any = None,
 ) -> Any:
@@ -464,7 +470,8 @@ def set(  # noqa: A001
       slot: the field name, or a :class:`Slot` from :func:`paths`/:func:`find`.
       value: the new value (an array, a Python number, or a tree for a whole
         slot or a subtree).
-      transform: the owning transformation or an enclosing ``named_chain`` name.
+      transform: the owning transformation, an enclosing ``named_chain`` name,
+        or a tuple of such names (all must match).
       label: an enclosing ``partition`` label.
       param: a parameter path (see the module docstring).
 

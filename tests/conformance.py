@@ -105,12 +105,17 @@ TRANSFORMS = [
     Entry("scale_by_belief", lr=0.05),
     Entry("scale_by_novograd", lr=0.05),
     Entry("scale_by_lion", lr=0.01),
-    Entry("scale_by_factored_rms", lr=0.05),
+    Entry(
+        "scale_by_factored_rms",
+        lr=0.05,
+        static_args=("decay_rate_fn", "min_dim_size_to_factor"),
+    ),
     Entry("scale_by_sign", lr=0.01),
     Entry(
         "scale_by_schedule",
         dict(step_size_fn=lambda c: 1.0 / (1.0 + 0.001 * c)),
         lr=0.1,
+        static_args=("step_size_fn",),
     ),
     Entry("add_decayed_weights", dict(weight_decay=lambda c: 0.1), lr=0.1, tol=1.0),
     Entry("add_noise", dict(eta=1e-4, gamma=0.55, key=0), lr=0.1, deterministic=False),

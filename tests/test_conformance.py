@@ -181,9 +181,7 @@ def test_inside_inject_hyperparams(entry: Entry):
     )
     if entry.lr is not None:
         lr = ox.scale(-entry.lr)
-        injected = (
-            ox.chain(lr, injected) if entry.lr_first else ox.chain(injected, lr)
-        )
+        injected = ox.chain(lr, injected) if entry.lr_first else ox.chain(injected, lr)
     plain, _ = run(entry.make(), params, target, 5)
     hyper, state = run(injected, params, target, 5)
     if entry.deterministic:

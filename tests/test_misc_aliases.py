@@ -20,14 +20,17 @@ seeds = st.integers(0, 2**16)
 OPTAX_ALIASES = ["sgd", "sign_sgd", "noisy_sgd", "lars", "lamb", "adafactor"]
 
 
-def make_params(seed, dtype=jnp.float32):
+def make_params(seed, dtype=jnp.float32, small=False):
     k = jax.random.split(jax.random.key(seed), 4)
-    return {
+    tree = {
         "w": jax.random.normal(k[0], (4, 3), dtype),
         "b": jax.random.normal(k[1], (3,), dtype),
         "s": jax.random.normal(k[2], (), dtype),
         "nested": {"c": jax.random.normal(k[3], (2, 5, 3), dtype)},
     }
+    if small:  # fewer leaves for the costly-to-compile random-noise tests
+        del tree["nested"]
+    return tree
 
 
 def make_noise(seed, params, steps=STEPS):
@@ -62,8 +65,8 @@ def assert_trees_close(got, want, rtol=1e-5, atol=1e-6):
     )
 
 
-def assert_parity(name, seed, static=(), **h):
-    params = make_params(seed)
+def assert_parity(name, seed, static=(), small=False, **h):
+    params = make_params(seed, small=small)
     noise = make_noise(seed, params)
     h = {
         k: jnp.int32(v) if isinstance(v, int) else jnp.float32(v) for k, v in h.items()
@@ -169,7 +172,7 @@ def test_sign_sgd_parity(seed, lr, scheduled):
     key=st.integers(0, 1000),
 )
 def test_noisy_sgd_parity(seed, lr, eta, gamma, key):
-    assert_parity("noisy_sgd", seed, lr=lr, eta=eta, gamma=gamma, key=key)
+    assert_parity("noisy_sgd", seed, small=True, lr=lr, eta=eta, gamma=gamma, key=key)
 
 
 @SETTINGS
@@ -241,13 +244,9 @@ def test_adafactor_parity(seed, layout, lr, decay_rate, offset, clip, momentum, 
 def test_python_float_defaults_parity():
     params = make_params(8)
     noise = make_noise(8, params)
-    for name, args in [
-        ("sgd", (0.05,)),
-        ("lars", (0.5,)),
-        ("lamb", (0.01,)),
-        ("adafactor", (0.01,)),
-        ("sign_sgd", (0.01,)),
-    ]:
+    # Python-float defaults take other paths (e.g. the zero weight decay
+    # shortcut in lars and lamb) than the traced runs above.
+    for name, args in [("lars", (0.5,)), ("lamb", (0.01,)), ("adafactor", (0.01,))]:
         ours = getattr(ox, name)(*args)
         theirs = getattr(optax, name)(*args)
         got, s_ours = jax.jit(lambda p, n, t=ours: _scan(t, ox.apply_updates, p, n))(

@@ -22,9 +22,9 @@ SETTINGS = settings(max_examples=8, deadline=None)
 seeds = st.integers(0, 2**16)
 
 
-def make_params(seed, dtype=jnp.float32):
+def make_params(seed, dtype=jnp.float32, small=False):
     k = jax.random.split(jax.random.key(seed), 5)
-    return {
+    tree = {
         "w": jax.random.normal(k[0], (4, 3), dtype),
         "b": jax.random.normal(k[1], (3,), dtype),
         "s": jax.random.normal(k[2], (), dtype),
@@ -33,6 +33,9 @@ def make_params(seed, dtype=jnp.float32):
             "z": jnp.zeros((3, 2), dtype),  # zero norm at the start
         },
     }
+    if small:  # fewer leaves for the costly-to-compile random-noise tests
+        del tree["nested"]
+    return tree
 
 
 def make_noise(seed, params, steps=STEPS):
@@ -73,9 +76,9 @@ def assert_trees_close(got, want, rtol=1e-5, atol=1e-6):
     )
 
 
-def assert_parity(name, seed, static=(), **h):
+def assert_parity(name, seed, static=(), small=False, **h):
     ours, theirs = CASES[name]
-    params = make_params(seed)
+    params = make_params(seed, small=small)
     noise = make_noise(seed, params)
     h = {
         k: jnp.int32(v) if isinstance(v, int) else jnp.float32(v) for k, v in h.items()
@@ -223,11 +226,13 @@ def test_scale_by_sign_parity(seed, lr):
     lr=st.floats(0.01, 0.2),
 )
 def test_add_noise_parity(seed, key_seed, eta, gamma, lr):
-    assert_parity("noise", seed, key_seed=key_seed, eta=eta, gamma=gamma, lr=lr)
+    assert_parity(
+        "noise", seed, small=True, key_seed=key_seed, eta=eta, gamma=gamma, lr=lr
+    )
 
 
 def test_add_noise_key_forms_give_the_same_noise():
-    g = make_params(0)
+    g = make_params(0, small=True)
     outs = []
     for key in (
         3,
@@ -540,10 +545,12 @@ FACTORIES = {
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
-def test_low_precision_kept_with_float32_traced_hyperparameter(name, dtype):
-    params = {"a": jnp.full((3,), 2.0, dtype), "b": jnp.full((2, 3), -1.0, dtype)}
-    grads = jax.tree.map(lambda p: jnp.full(p.shape, 0.5, dtype), params)
+def test_low_precision_kept_with_float32_traced_hyperparameter(name):
+    params = {
+        "a": jnp.full((3,), 2.0, jnp.bfloat16),
+        "b": jnp.full((2, 3), -1.0, jnp.float16),
+    }
+    grads = jax.tree.map(lambda p: jnp.full(p.shape, 0.5, p.dtype), params)
 
     @jax.jit
     def two_steps(h):

@@ -101,7 +101,9 @@ def clip_by_global_norm(
         g_norm = global_norm(updates)
         keep = jnp.squeeze(g_norm < max_norm)
         updates = jax.tree.map(
-            lambda t: jax.lax.select(keep, t, (t / g_norm.astype(t.dtype)) * max_norm),
+            lambda t: jax.lax.select(
+                keep, t, ((t / g_norm.astype(t.dtype)) * max_norm).astype(t.dtype)
+            ),
             updates,
         )
         return updates, state
