@@ -116,8 +116,14 @@ def summarize(samples: list[float]) -> dict[str, float]:
 
 
 def tree_to_device(tree_np: Any) -> Any:
-    """Fresh device buffers for a (numpy) tree; every call gives new buffers."""
-    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree_np)
+    """Fresh device buffers holding a copy of a (numpy) tree.
+
+    One jitted copy for the whole tree: eager per-leaf ops would compile one
+    small program per distinct leaf shape (thousands on ``many_small``). The
+    copy also guarantees that no buffer aliases the numpy arrays, which later
+    rows reuse, before it is donated.
+    """
+    return jax.jit(lambda t: jax.tree.map(jnp.copy, t))(tree_np)
 
 
 def abstract(tree: Any) -> Any:
@@ -198,11 +204,11 @@ class StepRunner:
         self, impl: Impl, params_np: Any, grads: Any, compiled: Any | None = None
     ):
         self.fn = compiled or jax.jit(impl.step, donate_argnums=impl.donate_argnums)
-        self.params = tree_to_device(params_np)
-        # Copies, so that no state leaf aliases a (donated) parameter buffer.
-        self.state = jax.tree.map(
-            lambda x: jnp.array(x, copy=True), impl.init(self.params)
-        )
+        # One jitted call builds both (see `tree_to_device`); the copies keep any
+        # state leaf from aliasing a (donated) parameter buffer.
+        self.params, self.state = jax.jit(
+            lambda p: (jax.tree.map(jnp.copy, p), jax.tree.map(jnp.copy, impl.init(p)))
+        )(params_np)
         self.grads = grads
 
     def __call__(self, k: int) -> None:

@@ -4,6 +4,7 @@ The functional core follows optax's protocol, names and numbers, so
 ``import optaxish as optax`` works for existing optax code.
 """
 
+from optaxish import slots as slots
 from optaxish import tree as tree
 from optaxish import tree_utils as tree_utils
 from optaxish._base import NO_PARAMS_MSG as NO_PARAMS_MSG

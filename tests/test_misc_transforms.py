@@ -567,7 +567,7 @@ def test_low_precision_kept_with_float32_traced_hyperparameter(name):
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
-def test_none_leaves_empty_trees_and_jit(name):
+def test_none_leaves_and_empty_trees(name):
     tx = FACTORIES[name](0.5)
     params = {"a": jnp.ones((2, 3)), "frozen": None}
     grads = {"a": jnp.full((2, 3), 3.0), "frozen": None}
@@ -575,10 +575,6 @@ def test_none_leaves_empty_trees_and_jit(name):
     assert u["frozen"] is None and u["a"].shape == (2, 3)
     u, _ = tx.update({}, tx.init({}), {})
     assert u == {}
-    if name != "add_noise":
-        eager = tx.update(grads, tx.init(params), params)[0]
-        jitted = jax.jit(tx.update)(grads, tx.init(params), params)[0]
-        np.testing.assert_allclose(eager["a"], jitted["a"], rtol=1e-6)
 
 
 @pytest.mark.parametrize(

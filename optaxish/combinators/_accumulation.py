@@ -149,7 +149,7 @@ class MultiSteps:
 
     Unlike optax, mini-steps that only accumulate do not run the wrapped
     optimizer (a ``jax.lax.cond`` on the emit decision), so they cost one pass
-    over the accumulator.
+    over the accumulator, and a skipped mini-step does not either.
 
     Args:
       opt: the wrapped transformation.
@@ -197,7 +197,6 @@ class MultiSteps:
         self._every_k_schedule = every_k_schedule
         self._use_grad_mean = use_grad_mean
         self._should_skip_update_fn = should_skip_update_fn or _never_skip
-        self._has_skip_fn = should_skip_update_fn is not None
         self._accumulator_dtype = accumulator_dtype
 
     @property
@@ -262,33 +261,43 @@ class MultiSteps:
         out_shape, _ = jax.eval_shape(
             run_inner, inner_updates, state.inner_opt_state, params, dynamic
         )
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shape)
-
-        def emit(_):
-            new_updates, inner_state = run_inner(
-                inner_updates, state.inner_opt_state, params, dynamic
-            )
-            return new_updates, MultiStepsState(
-                mini_step=next_mini_step,
-                gradient_step=_numerics.safe_increment(state.gradient_step),
-                inner_opt_state=_cast_like(inner_state, state.inner_opt_state),
-                acc_grads=tree.zeros_like(state.acc_grads),
-                skip_state=skip_state,
-            )
-
-        def accumulate(_):
-            return zeros, state._replace(
-                mini_step=next_mini_step, acc_grads=acc_grads, skip_state=skip_state
-            )
-
-        def skip(_):
-            return zeros, state._replace(skip_state=skip_state)
 
         emits = state.mini_step == k_steps - 1
-        if not self._has_skip_fn:
-            return jax.lax.cond(emits, emit, accumulate, None)
-        branch = jnp.where(should_skip, 0, jnp.where(emits, 2, 1))
-        return jax.lax.switch(branch, (skip, accumulate, emit), None)
+        run = jnp.logical_and(emits, jnp.logical_not(should_skip))
+
+        # Only the inner update sits in the cond; the counters and the
+        # accumulator are selected outside it (fused into the accumulation), a
+        # layout for which XLA copies no buffer on donated states.
+        def emit(inner_updates, inner_state):
+            new_updates, new_state = run_inner(
+                inner_updates, inner_state, params, dynamic
+            )
+            return new_updates, _cast_like(new_state, inner_state)
+
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shape)
+
+        def hold(inner_updates, inner_state):
+            del inner_updates
+            return zeros, inner_state
+
+        new_updates, inner_state = jax.lax.cond(
+            run, emit, hold, inner_updates, state.inner_opt_state
+        )
+        keep = lambda new, old: jnp.where(should_skip, old, new)  # noqa: E731
+        acc_grads = jax.tree.map(
+            lambda new, old: keep(jnp.where(emits, jnp.zeros_like(new), new), old),
+            acc_grads,
+            state.acc_grads,
+        )
+        return new_updates, MultiStepsState(
+            mini_step=keep(next_mini_step, state.mini_step),
+            gradient_step=jnp.where(
+                run, _numerics.safe_increment(state.gradient_step), state.gradient_step
+            ),
+            inner_opt_state=inner_state,
+            acc_grads=acc_grads,
+            skip_state=skip_state,
+        )
 
     def has_updated(self, state: MultiStepsState | Any) -> jax.Array:
         """True right after an update was emitted (mini_step 0, gradient_step > 0).
