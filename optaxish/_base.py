@@ -96,7 +96,13 @@ class EmptyState(NamedTuple):
 
 
 def init_empty_state(params: Params) -> EmptyState:
-    """Returns :class:`EmptyState`, ignoring ``params``."""
+    """Returns :class:`EmptyState`, ignoring ``params``.
+
+    Examples:
+      >>> import optaxish
+      >>> optaxish.init_empty_state({"w": 1.0})
+      EmptyState()
+    """
     del params
     return EmptyState()
 
@@ -123,6 +129,15 @@ def with_extra_args_support(tx: Any) -> GradientTransformationExtraArgs:
 
     Raises:
       TypeError: if ``tx`` has no callable ``init``/``update``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> plain = optaxish.GradientTransformation(
+      ...     lambda p: optaxish.EmptyState(), lambda u, s, p=None: (u, s))
+      >>> tx = optaxish.with_extra_args_support(plain)
+      >>> tx.update(jnp.ones(1), tx.init(None), None, loss=0.5)[0]
+      Array([1.], dtype=float32)
     """
     if not (
         callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))

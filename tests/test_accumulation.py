@@ -80,7 +80,6 @@ def run(params, target, hp, bad, *, k, mean, skip, lib_name):
     [
         (1, True, None),
         (3, True, None),
-        (4, False, None),
         (3, True, "skip_not_finite"),
         (2, False, "skip_large_updates"),
     ],

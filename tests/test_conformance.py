@@ -196,18 +196,20 @@ def test_inside_inject_hyperparams(entry: Entry):
 
 
 @pytest.mark.parametrize("entry", ALL, ids=IDS)
-def test_inject_hyperparams_keeps_bf16_updates(entry: Entry):
+def test_float32_hyperparameters_keep_bf16_updates(entry: Entry):
+    """Hyperparameters given as float32 arrays (as inject_hyperparams passes them)
+    must not promote bfloat16 updates."""
     params = nested_params(jnp.bfloat16)
     target = nested_params(jnp.bfloat16, seed=1)
-    injected = ox.inject_hyperparams(entry.factory, static_args=entry.static_args)(
-        **_numeric_kwargs(entry)
-    )
-    state = injected.init(params)
-    updates, _ = jax.jit(injected.update)(
-        quadratic_grads(params, target), state, params
-    )
+    kwargs = {
+        k: jnp.asarray(v, jnp.float32) if isinstance(v, float) else v
+        for k, v in _numeric_kwargs(entry).items()
+    }
+    tx = entry.factory(**kwargs)
+    state = tx.init(params)
+    updates, _ = jax.jit(tx.update)(quadratic_grads(params, target), state, params)
     for u in jax.tree.leaves(updates):
-        assert u.dtype == jnp.bfloat16
+        assert u.dtype == jnp.bfloat16, entry.name
 
 
 TREES = {

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from optaxish.demo.__main__ import main
 from optaxish.demo._data import spirals
 from optaxish.demo._functional import train_functional
-from optaxish.demo.__main__ import main
 
 
 def test_functional_training_learns_the_spirals():

@@ -1,8 +1,8 @@
 """Gradient accumulation over mini-steps: ``MultiSteps``.
 
 Deviation from optax: the inner optimizer runs only on the mini-step that
-emits (a ``jax.lax.cond``/``switch`` on the emit decision). optax runs it on
-every mini-step and keeps or drops the result with ``jnp.where``, so each
+emits (a ``jax.lax.cond`` on the emit decision). optax runs it on every
+mini-step and keeps or drops the result with ``jnp.where``, so each
 accumulating mini-step costs several optimizer steps. Numbers and state layout
 are optax's.
 """
@@ -147,9 +147,9 @@ class MultiSteps:
     its output; the other calls return zeros. ``k`` may follow a schedule of
     the number of updates emitted so far.
 
-    Unlike optax, mini-steps that only accumulate do not run the wrapped
-    optimizer (a ``jax.lax.cond`` on the emit decision), so they cost one pass
-    over the accumulator, and a skipped mini-step does not either.
+    Unlike optax, mini-steps that only accumulate (and skipped ones) do not
+    run the wrapped optimizer (a ``jax.lax.cond`` on the emit decision): they
+    cost one pass over the accumulator.
 
     Args:
       opt: the wrapped transformation.

@@ -39,6 +39,15 @@ class LossScalingState(NamedTuple):
     inner_state: Any
 
 
+def _cast_like(new: Any, old: Any) -> Any:
+    def cast(n, o):
+        if hasattr(n, "dtype") and hasattr(o, "dtype") and n.dtype != o.dtype:
+            return n.astype(o.dtype)
+        return n
+
+    return jax.tree.map(cast, new, old)
+
+
 def _as_loss_scale(loss_scale: Any) -> LossScale:
     if isinstance(loss_scale, LOSS_SCALE_TYPES):
         return loss_scale
@@ -69,8 +78,8 @@ def loss_scaling(
     ``update(grads, state, params)``:
 
     1. unscales the gradients (``g / scale``, unless ``unscale=False``);
-    2. with a :class:`DynamicLossScale`, checks them for NaN/inf in one fused
-       reduction; then, under ``jax.lax.cond``,
+    2. with a :class:`DynamicLossScale`, checks them for NaN/inf with one
+       summation pass (see :func:`all_finite`); then, under ``jax.lax.cond``,
 
        * finite: runs ``inner.update`` on the unscaled gradients and advances
          the growth counter (and the scale after ``period`` finite steps);
@@ -87,6 +96,14 @@ def loss_scaling(
     :mod:`optaxish.loss_scale` (:func:`scale_loss`, :func:`get_loss_scale`,
     :func:`scaled_value_and_grad`, ...) find this state anywhere inside a
     larger optimizer state.
+
+    Put the wrapper outermost (around the whole chain): a transformation
+    chained *after* it still runs, on zero updates, on a skipped step.
+
+    Cost: the check reads the gradients once, and the ``lax.cond`` keeps XLA
+    from fusing the inner update into ``apply_updates``, so the updates are
+    written and read once more; ``benchmarks/loss_scale_overhead.py`` measures
+    it against optax's ``apply_if_finite``.
 
     Args:
       inner: the transformation to wrap (ours or optax's; a chain, an alias...).
@@ -160,15 +177,20 @@ def loss_scaling(
             )
             return new_updates, state._replace(inner_state=inner_state)
 
-        # The check reads the (unscaled) gradients once; the unscaling is
-        # recomputed inside the branch, where it fuses into the inner update,
-        # so no unscaled copy of the gradients is ever materialised.
+        # The check reads the gradients once; the unscaling happens inside the
+        # branch, where it fuses into the inner update, so no unscaled copy of
+        # the gradients is ever materialised. Only the inner update and its
+        # state go through the cond.
         finite = _all_finite(updates, scale if scaled else None)
 
         def apply_branch():
-            return inner.update(
+            new_updates, new_state = inner.update(
                 unscaled(updates), state.inner_state, params, **extra_args
             )
+            # Both branches must return the same types: keep the state's dtypes
+            # (an inner that returns, e.g., a float32 count from a weakly typed
+            # init would otherwise break the cond).
+            return new_updates, _cast_like(new_state, state.inner_state)
 
         out_shapes = jax.eval_shape(apply_branch)[0]
 

@@ -36,7 +36,7 @@ def clip(max_delta: jax.typing.ArrayLike) -> GradientTransformationExtraArgs:
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         return jax.tree.map(
-            lambda g: jnp.clip(g, -max_delta, max_delta), updates
+            lambda g: jnp.clip(g, -max_delta, max_delta).astype(g.dtype), updates
         ), state
 
     return GradientTransformationExtraArgs(init_empty_state, update_fn)

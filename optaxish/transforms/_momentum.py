@@ -52,7 +52,13 @@ def trace(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         check_same_structure(state.trace, updates, "state.trace", "updates")
-        step = lambda g, t: None if g is None else g + decay * t  # noqa: E731
+
+        def step(g, t):
+            # Keep the buffer's dtype: a float32 `decay` must not promote bf16.
+            if g is None:
+                return None
+            return (g + decay * t).astype(jnp.promote_types(g.dtype, t.dtype))
+
         new_trace = jax.tree.map(
             step, updates, state.trace, is_leaf=lambda x: x is None
         )

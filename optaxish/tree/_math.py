@@ -214,8 +214,18 @@ def full_like(
 def update_moment(
     updates: Any, moments: Any, decay: jax.typing.ArrayLike, order: int
 ) -> Any:
-    """Exponential moving average ``(1 - decay) * g**order + decay * m``."""
-    return _map(lambda g, t: (1 - decay) * (g**order) + decay * t, updates, moments)
+    """Exponential moving average ``(1 - decay) * g**order + decay * m``.
+
+    The result has the promoted dtype of the gradient and the moment, whatever
+    the type of ``decay`` (a float32 ``decay`` does not promote bfloat16).
+    """
+    return _map(
+        lambda g, t: ((1 - decay) * (g**order) + decay * t).astype(
+            jnp.promote_types(g.dtype, t.dtype)
+        ),
+        updates,
+        moments,
+    )
 
 
 def update_moment_per_elem_norm(
@@ -229,16 +239,24 @@ def update_moment_per_elem_norm(
         half = order / 2
         return abs_sq(g) ** half if half != 1 else abs_sq(g)
 
-    return _map(
-        lambda g, t: (1 - decay) * orderth_norm(g) + decay * t, updates, moments
-    )
+    def step(g, t):
+        n = orderth_norm(g)
+        return ((1 - decay) * n + decay * t).astype(jnp.promote_types(n.dtype, t.dtype))
+
+    return _map(step, updates, moments)
 
 
 def update_infinity_moment(
     updates: Any, moments: Any, decay: jax.typing.ArrayLike, eps: jax.typing.ArrayLike
 ) -> Any:
     """Adamax's ``max(|g| + eps, decay * m)``."""
-    return _map(lambda g, t: jnp.maximum(jnp.abs(g) + eps, decay * t), updates, moments)
+    return _map(
+        lambda g, t: jnp.maximum(jnp.abs(g) + eps, decay * t).astype(
+            jnp.promote_types(g.dtype, t.dtype)
+        ),
+        updates,
+        moments,
+    )
 
 
 def bias_correction(moment: Any, decay: jax.typing.ArrayLike, count: jax.Array) -> Any:
