@@ -78,14 +78,18 @@ def sum(tree: Any) -> jax.Array:  # noqa: A001
 def max(tree: Any) -> jax.Array:  # noqa: A001
     """Maximum entry over all leaves."""
     return functools.reduce(
-        jnp.maximum, (jnp.max(x) for x in jax.tree.leaves(tree)), jnp.array(-jnp.inf)
+        jnp.maximum,
+        (jnp.max(x) for x in jax.tree.leaves(tree) if jnp.size(x)),
+        jnp.array(-jnp.inf),
     )
 
 
 def min(tree: Any) -> jax.Array:  # noqa: A001
     """Minimum entry over all leaves."""
     return functools.reduce(
-        jnp.minimum, (jnp.min(x) for x in jax.tree.leaves(tree)), jnp.array(jnp.inf)
+        jnp.minimum,
+        (jnp.min(x) for x in jax.tree.leaves(tree) if jnp.size(x)),
+        jnp.array(jnp.inf),
     )
 
 
