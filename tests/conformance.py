@@ -126,6 +126,15 @@ TRANSFORMS = [
     Entry("scale_by_trust_ratio", lr=0.1, tol=1.0),
     Entry("keep_params_nonnegative", lr=0.1, tol=1.0, lr_first=True),
     Entry("zero_nans", lr=0.1),
+    Entry("scale_by_ftrl", dict(learning_rate=0.5)),
 ]
+
+# Stateless transformations that need no conformance entry.
+STATELESS = {
+    "scale",
+    "scale_by_learning_rate",
+    "scale_by_param_block_norm",
+    "scale_by_param_block_rms",
+}
 
 ALL = ALIASES + TRANSFORMS

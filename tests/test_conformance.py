@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import optaxish as ox
-from tests.conformance import ALIASES, ALL, TRANSFORMS, Entry
+from tests.conformance import ALIASES, ALL, STATELESS, TRANSFORMS, Entry
 
 IDS = [e.id for e in ALL]
 
@@ -262,5 +262,12 @@ def test_registry_is_complete():
     aliases = {n for n in aliases if not n.startswith("_") and callable(getattr(ox, n))}
     missing = sorted(aliases - listed)
     assert not missing, f"aliases missing from tests/conformance.py: {missing}"
+    transforms = {
+        n
+        for n in dir(ox.transforms)
+        if not n.startswith("_") and inspect.isfunction(getattr(ox.transforms, n))
+    }
+    missing = sorted(transforms - listed - STATELESS)
+    assert not missing, f"transforms missing from tests/conformance.py: {missing}"
     assert {e.name for e in ALIASES} <= set(dir(ox))
     assert {e.name for e in TRANSFORMS} <= set(dir(ox))
