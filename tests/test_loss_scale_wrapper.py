@@ -384,3 +384,20 @@ def test_scaled_value_and_grad_has_aux_argnums_and_overflow():
         ls, jnp.full(2, 8.0, jnp.float16)
     )
     assert float(loss) == 128.0 and not bool(lsm.all_finite(g))
+
+
+def test_one_compilation_whatever_the_scale_does():
+    tx = lsm.loss_scaling(ox.adam(0.1), lsm.DynamicLossScale(4.0, period=2))
+    step = jax.jit(tx.update)
+    state = tx.init(PARAMS)
+    good = jax.tree.map(jnp.ones_like, PARAMS)
+    bad = jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), PARAMS)
+    for g in (good, good, bad, good, bad, bad):
+        _, state = step(g, state, PARAMS)
+    # New bounds as arrays of the same dtype: still the same executable.
+    state = state._replace(
+        loss_scale=state.loss_scale.replace(min_loss_scale=jnp.float32(2.0))
+    )
+    _, state = step(bad, state, PARAMS)
+    assert float(lsm.get_loss_scale(state)) == 2.0
+    assert step._cache_size() == 1

@@ -153,6 +153,11 @@ def scale_by_adam(
       legacy ``Nadam`` uses ``d=0.004``, Keras 3's ``Nadam`` ``d=1``. With a
       constant ``mu_t = b1`` this is exactly ``nesterov=True``.
 
+    Dtypes: ``mu`` and ``nu`` are stored in ``mu_dtype``/``nu_dtype`` (the
+    param dtype by default) and the updates keep the gradient dtype. optax
+    instead returns updates promoted to ``mu_dtype`` (e.g. float32 updates for
+    bfloat16 params with ``mu_dtype=float32``).
+
     Args:
       b1: decay of the first moment, in ``[0, 1)``.
       b2: decay of the second moment, in ``[0, 1)``.
