@@ -3,8 +3,10 @@
 For each tree of ``../shared/bench/shapes.py`` it times, round-robin in one
 process (donated buffers, median after warm-up, ``block_until_ready``):
 
-* ``optaxish.adam(1e-3)`` and ``loss_scale.loss_scaling(optaxish.adam(1e-3))``
-  (dynamic scale, finite gradients: the check runs and the step is applied);
+* ``optaxish.adam(1e-3)``, ``loss_scale.loss_scaling(optaxish.adam(1e-3))``
+  followed by ``apply_updates``, and the fused
+  ``loss_scale.loss_scaling_step(adam, ...)`` (dynamic scale, finite
+  gradients: the check runs and the step is applied);
 * ``optax.adam(1e-3)`` and ``optax.apply_if_finite(optax.adam(1e-3), 5)``.
 
 and prints the wrapper/inner ratios (the target is <= 1.10 for ours; optax's
@@ -42,6 +44,10 @@ def _impls() -> dict[str, H.Impl]:
         "loss_scaling(adam)": H.transform_impl(
             lsm.loss_scaling(ox.adam(LR)), ox.apply_updates
         ),
+        "loss_scaling_step(adam)": H.Impl(
+            init=lsm.loss_scaling(ox.adam(LR)).init,
+            step=lambda p, g, s: lsm.loss_scaling_step(ox.adam(LR), g, s, p),
+        ),
         "optax.adam": H.transform_impl(optax.adam(LR), optax.apply_updates),
         "optax.apply_if_finite(adam)": H.transform_impl(
             optax.apply_if_finite(optax.adam(LR), 5), optax.apply_updates
@@ -51,6 +57,7 @@ def _impls() -> dict[str, H.Impl]:
 
 PAIRS = [
     ("loss_scaling(adam)", "adam"),
+    ("loss_scaling_step(adam)", "adam"),
     ("optax.apply_if_finite(adam)", "optax.adam"),
 ]
 
@@ -93,9 +100,10 @@ def measure(shape: str, params_np: Any, cfg: dict[str, Any]) -> dict[str, Any]:
 def render(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     head = (
         "| shape | leaves | adam ms | loss_scaling(adam) ms | ratio (IQR) "
+        "| loss_scaling_step ms | ratio (IQR) "
         "| optax.adam ms | apply_if_finite ms | optax ratio (IQR) |"
     )
-    sep = "|---|--:|--:|--:|--:|--:|--:|--:|"
+    sep = "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     lines = [
         "# Loss-scaling overhead",
         "",
@@ -111,11 +119,14 @@ def render(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     for r in rows:
         m = r["median_ms"]
         ours = r["loss_scaling(adam) / adam"]
+        fused = r["loss_scaling_step(adam) / adam"]
         ref = r["optax.apply_if_finite(adam) / optax.adam"]
         lines.append(
             f"| {r['shape']} | {r['leaves']} | {m['adam']:.2f} | "
             f"{m['loss_scaling(adam)']:.2f} | **{ours['paired_median']:.2f}** "
             f"({ours['paired_iqr'][0]:.2f}–{ours['paired_iqr'][1]:.2f}) | "
+            f"{m['loss_scaling_step(adam)']:.2f} | **{fused['paired_median']:.2f}** "
+            f"({fused['paired_iqr'][0]:.2f}–{fused['paired_iqr'][1]:.2f}) | "
             f"{m['optax.adam']:.2f} | {m['optax.apply_if_finite(adam)']:.2f} | "
             f"{ref['paired_median']:.2f} "
             f"({ref['paired_iqr'][0]:.2f}–{ref['paired_iqr'][1]:.2f}) |"
@@ -155,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         row["params"] = int(sum(np.prod(s) for s in spec.values()))
         rows.append(row)
         ours = row["loss_scaling(adam) / adam"]["paired_median"]
+        fused = row["loss_scaling_step(adam) / adam"]["paired_median"]
         ref = row["optax.apply_if_finite(adam) / optax.adam"]["paired_median"]
         print(
-            f"  {shape:14s} loss_scaling/adam {ours:.2f}   "
+            f"  {shape:14s} loss_scaling/adam {ours:.2f}   step/adam {fused:.2f}   "
             f"apply_if_finite/adam {ref:.2f}   ({time.perf_counter() - t0:.0f}s)",
             file=sys.stderr,
             flush=True,

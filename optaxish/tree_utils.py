@@ -13,6 +13,7 @@ from optaxish.tree import dtype as tree_dtype
 from optaxish.tree import full_like as tree_full_like
 from optaxish.tree import get as tree_get
 from optaxish.tree import get_all_with_path as tree_get_all_with_path
+from optaxish.tree import global_norm as tree_global_norm
 from optaxish.tree import map_params as tree_map_params
 from optaxish.tree import max as tree_max
 from optaxish.tree import min as tree_min
@@ -21,6 +22,7 @@ from optaxish.tree import norm as tree_norm
 from optaxish.tree import ones_like as tree_ones_like
 from optaxish.tree import real as tree_real
 from optaxish.tree import scale as tree_scale
+from optaxish.tree import select as tree_select
 from optaxish.tree import set as tree_set
 from optaxish.tree import size as tree_size
 from optaxish.tree import sub as tree_sub
@@ -65,5 +67,7 @@ __all__ = [
     "tree_get",
     "tree_set",
     "tree_get_all_with_path",
+    "tree_global_norm",
+    "tree_select",
     "tree_map_params",
 ]

@@ -275,6 +275,7 @@ def test_public_names():
         "StaticLossScale",
         "NoOpLossScale",
         "loss_scaling",
+        "loss_scaling_step",
         "dynamic_loss_scaling",
         "LossScalingState",
         "scale_loss",
@@ -287,8 +288,8 @@ def test_public_names():
         assert name in ls_mod.__all__
 
 
-def test_unscale_divides_so_a_huge_scale_is_exact():
-    # 1/3e38 is subnormal (flushed to zero on CPU); the division is exact.
+def test_unscale_handles_a_scale_with_a_subnormal_reciprocal():
+    # 1/3e38 is subnormal (flushed to zero on CPU): applied in two steps.
     ls = StaticLossScale(3e38)
     unscale = jax.jit(lambda v, x: v.unscale(x))
     assert float(unscale(ls, jnp.float32(3e38))) == 1.0

@@ -48,7 +48,10 @@ def train_functional(
     """Trains an MLP with ``chain(clip_by_global_norm, adamw)`` and a warm-up
     cosine schedule, in one ``jax.jit`` step with donated buffers."""
     schedule = ox.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=0.02, warmup_steps=100, decay_steps=steps
+        init_value=0.0,
+        peak_value=0.02,
+        warmup_steps=min(100, steps // 5),
+        decay_steps=steps,
     )
     tx = ox.chain(ox.clip_by_global_norm(1.0), ox.adamw(schedule, weight_decay=1e-4))
     params = init_mlp(jax.random.key(seed), (2, 64, 64, int(y.max()) + 1))

@@ -14,7 +14,7 @@ class Progress:
       >>> out = io.StringIO()
       >>> bar = Progress(4, width=4, stream=out)
       >>> bar.update(2, loss=0.5)
-      >>> bar.close()
+      >>> seconds = bar.close()
       >>> "2/4" in out.getvalue()
       True
     """

@@ -5,6 +5,8 @@
 * The wrapper :func:`loss_scaling` (and :func:`dynamic_loss_scaling`) that
   unscales gradients, skips non-finite steps and adjusts the scale with
   tf-keras ``LossScaleOptimizer``'s rule; its state is :class:`LossScalingState`.
+  :func:`loss_scaling_step` is the fused update-and-apply for a hand-written
+  training step.
 * Helpers that find that state inside any optimizer state:
   :func:`get_loss_scale`, :func:`scale_loss`, :func:`unscale_gradients`,
   :func:`scaled_value_and_grad`, plus :func:`all_finite`.
@@ -34,5 +36,6 @@ from optaxish.loss_scale._values import all_finite as all_finite
 from optaxish.loss_scale._wrapper import LossScalingState as LossScalingState
 from optaxish.loss_scale._wrapper import dynamic_loss_scaling as dynamic_loss_scaling
 from optaxish.loss_scale._wrapper import loss_scaling as loss_scaling
+from optaxish.loss_scale._wrapper import loss_scaling_step as loss_scaling_step
 
 __all__ = sorted(n for n in dir() if not n.startswith("_"))

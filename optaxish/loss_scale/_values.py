@@ -48,15 +48,22 @@ def _check(name: str, value: Any, ok: bool, what: str) -> None:
 
 
 def _unscale_leaf(x: jax.Array, scale: jax.Array) -> jax.Array:
-    # ``x / scale`` in at least float32. tf-keras and jmp multiply by ``1 /
-    # scale`` in the gradient's dtype instead: the same result for the usual
-    # power-of-two scales, but 1/scale underflows early in float16, and the
-    # reciprocal of a scale above 2**126 is subnormal (flushed to zero on CPU).
-    # (When the scale is a compile-time constant XLA may still use the
-    # reciprocal.)
+    """``x / scale`` in at least float32, as a multiplication by ``1 / scale``.
+
+    A multiplication, not a division: XLA duplicates a cheap multiply into
+    every consumer (Adam's two moment updates) but materialises a divided copy
+    of the gradients. tf-keras and jmp also multiply by the reciprocal, but in
+    the gradient's dtype, where 1/scale underflows early in float16. A scale
+    above 2**126 has a subnormal reciprocal (flushed to zero on CPU), so it is
+    applied in two exact power-of-two steps.
+    """
     x = jnp.asarray(x)
     wide = jnp.promote_types(x.dtype, jnp.float32)
-    return (x.astype(wide) / scale.astype(wide)).astype(x.dtype)
+    scale = scale.astype(jnp.float32)
+    big = scale > 2.0**126
+    inv = jnp.where(big, jnp.float32(2.0**63), jnp.float32(1.0)) / scale
+    post = jnp.where(big, jnp.float32(2.0**-63), jnp.float32(1.0))
+    return (x.astype(wide) * inv.astype(wide) * post.astype(wide)).astype(x.dtype)
 
 
 def _rebuild(cls: type, children: Any) -> Any:
@@ -133,7 +140,8 @@ class _LossScaleBase:
         return jax.tree.map(lambda x: x * s.astype(jnp.asarray(x).dtype), tree)
 
     def unscale(self, tree: Any) -> Any:
-        """Divides every leaf by the scale; dtypes are kept, ``None`` too."""
+        """Divides every leaf by the scale (as ``x * (1 / scale)`` in at least
+        float32); dtypes are kept, ``None`` leaves too."""
         scale = jnp.asarray(self.loss_scale, jnp.float32)
         return jax.tree.map(lambda x: _unscale_leaf(x, scale), tree)
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
 from optaxish._numerics import safe_increment
+from optaxish._update import apply_updates
 from optaxish.loss_scale._values import (
     LOSS_SCALE_TYPES,
     DynamicLossScale,
@@ -46,6 +47,72 @@ def _cast_like(new: Any, old: Any) -> Any:
         return n
 
     return jax.tree.map(cast, new, old)
+
+
+def _check_state(state: Any) -> None:
+    if not isinstance(state, LossScalingState):
+        raise ValueError(
+            "`state` does not belong to `loss_scaling`: expected a "
+            f"LossScalingState, received {type(state).__name__}. Make sure it "
+            "came from this transformation's `init`."
+        )
+
+
+def _step(inner, unscale, updates, state, params, extra_args, apply):
+    """One step; returns ``(updates, state)``, or ``(params, state)`` if ``apply``."""
+    _check_state(state)
+    ls = state.loss_scale
+    scale = jnp.asarray(ls.loss_scale, jnp.float32)
+    scaled = unscale and not isinstance(ls, NoOpLossScale)
+
+    def unscaled(tree):
+        if not scaled:
+            return tree
+        return jax.tree.map(lambda g: _unscale_leaf(g, scale), tree)
+
+    def run_inner():
+        new_updates, new_state = inner.update(
+            unscaled(updates), state.inner_state, params, **extra_args
+        )
+        if apply:
+            new_updates = apply_updates(params, new_updates)
+        # Both cond branches must return the same types: keep the state's
+        # dtypes (an inner that returns, e.g., a float32 count from a weakly
+        # typed init would otherwise break the cond).
+        return new_updates, _cast_like(new_state, state.inner_state)
+
+    if not isinstance(ls, DynamicLossScale):
+        out, inner_state = run_inner()
+        return out, state._replace(inner_state=inner_state)
+
+    # The check reads the gradients once; the unscaling happens inside the
+    # branch, where it fuses into the inner update, so no unscaled copy of the
+    # gradients is ever materialised. Only the inner update (and, with
+    # `apply`, the parameter update) and its state go through the cond.
+    finite = _all_finite(updates, scale if scaled else None)
+    if apply:
+
+        def skip_branch():
+            return params, state.inner_state
+
+    else:
+        out_shapes = jax.eval_shape(run_inner)[0]
+
+        def skip_branch():
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shapes)
+            return zeros, state.inner_state
+
+    out, inner_state = jax.lax.cond(finite, run_inner, skip_branch)
+    skipped = state.skipped_steps
+    consecutive = state.consecutive_skipped_steps
+    return out, LossScalingState(
+        loss_scale=ls.adjust(finite),
+        skipped_steps=jnp.where(finite, skipped, safe_increment(skipped)),
+        consecutive_skipped_steps=jnp.where(
+            finite, jnp.zeros_like(consecutive), safe_increment(consecutive)
+        ),
+        inner_state=inner_state,
+    )
 
 
 def _as_loss_scale(loss_scale: Any) -> LossScale:
@@ -101,9 +168,11 @@ def loss_scaling(
     chained *after* it still runs, on zero updates, on a skipped step.
 
     Cost: the check reads the gradients once, and the ``lax.cond`` keeps XLA
-    from fusing the inner update into ``apply_updates``, so the updates are
-    written and read once more; ``benchmarks/loss_scale_overhead.py`` measures
-    it against optax's ``apply_if_finite``.
+    from fusing the inner update into the caller's ``apply_updates``, so the
+    updates are materialised in a fresh buffer (on CPU about 1.3-2x an Adam
+    step, like optax's ``apply_if_finite``). When you write the training step
+    yourself, :func:`loss_scaling_step` does update *and* apply under one cond
+    and costs about one extra read of the gradients.
 
     Args:
       inner: the transformation to wrap (ours or optax's; a chain, an alias...).
@@ -156,59 +225,7 @@ def loss_scaling(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        if not isinstance(state, LossScalingState):
-            raise ValueError(
-                "`state` does not belong to `loss_scaling`: expected a "
-                f"LossScalingState, received {type(state).__name__}. Make sure it "
-                "came from this transformation's `init`."
-            )
-        ls = state.loss_scale
-        scale = jnp.asarray(ls.loss_scale, jnp.float32)
-        scaled = unscale and not isinstance(ls, NoOpLossScale)
-
-        def unscaled(tree):
-            if not scaled:
-                return tree
-            return jax.tree.map(lambda g: _unscale_leaf(g, scale), tree)
-
-        if not isinstance(ls, DynamicLossScale):
-            new_updates, inner_state = inner.update(
-                unscaled(updates), state.inner_state, params, **extra_args
-            )
-            return new_updates, state._replace(inner_state=inner_state)
-
-        # The check reads the gradients once; the unscaling happens inside the
-        # branch, where it fuses into the inner update, so no unscaled copy of
-        # the gradients is ever materialised. Only the inner update and its
-        # state go through the cond.
-        finite = _all_finite(updates, scale if scaled else None)
-
-        def apply_branch():
-            new_updates, new_state = inner.update(
-                unscaled(updates), state.inner_state, params, **extra_args
-            )
-            # Both branches must return the same types: keep the state's dtypes
-            # (an inner that returns, e.g., a float32 count from a weakly typed
-            # init would otherwise break the cond).
-            return new_updates, _cast_like(new_state, state.inner_state)
-
-        out_shapes = jax.eval_shape(apply_branch)[0]
-
-        def skip_branch():
-            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shapes)
-            return zeros, state.inner_state
-
-        new_updates, inner_state = jax.lax.cond(finite, apply_branch, skip_branch)
-        skipped = state.skipped_steps
-        consecutive = state.consecutive_skipped_steps
-        return new_updates, LossScalingState(
-            loss_scale=ls.adjust(finite),
-            skipped_steps=jnp.where(finite, skipped, safe_increment(skipped)),
-            consecutive_skipped_steps=jnp.where(
-                finite, jnp.zeros_like(consecutive), safe_increment(consecutive)
-            ),
-            inner_state=inner_state,
-        )
+        return _step(inner, unscale, updates, state, params, extra_args, False)
 
     return GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -254,3 +271,53 @@ def dynamic_loss_scaling(
         ),
         unscale=unscale,
     )
+
+
+def loss_scaling_step(
+    inner: Any,
+    grads: Any,
+    state: LossScalingState,
+    params: Any,
+    *,
+    unscale: bool = True,
+    **extra_args: Any,
+) -> tuple[Any, LossScalingState]:
+    """One fused training step: ``loss_scaling(inner).update`` + ``apply_updates``.
+
+    The same numbers and state as::
+
+        updates, state = loss_scaling(inner, ..., unscale=unscale).update(
+            grads, state, params)
+        params = optaxish.apply_updates(params, updates)
+
+    but the parameter update runs inside the same ``jax.lax.cond`` as the
+    inner update, so XLA fuses it with the inner transformation and no update
+    buffer is materialised; a skipped step returns ``params`` unchanged. This
+    is the fast path for a hand-written (or facade) training step.
+
+    Args:
+      inner: the transformation the state was built for (the ``inner`` of
+        :func:`loss_scaling`).
+      grads: gradients (of the scaled loss, unless ``unscale=False``).
+      state: a :class:`LossScalingState` from ``loss_scaling(inner, ...).init``.
+      params: the parameters.
+      unscale: as in :func:`loss_scaling`.
+      **extra_args: passed to ``inner.update``.
+
+    Returns:
+      ``(new_params, new_state)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> from optaxish import loss_scale
+      >>> inner = optaxish.sgd(0.5)
+      >>> state = loss_scale.loss_scaling(inner, loss_scale.DynamicLossScale(8.0)).init(
+      ...     jnp.ones(1))
+      >>> loss_scale.loss_scaling_step(inner, jnp.array([8.0]), state, jnp.ones(1))[0]
+      Array([0.5], dtype=float32)
+    """
+    if not isinstance(unscale, bool):
+        raise TypeError(f"`unscale` must be a bool. Received: unscale={unscale!r}")
+    inner = with_extra_args_support(inner)
+    return _step(inner, unscale, grads, state, params, extra_args, True)
