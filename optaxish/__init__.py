@@ -4,6 +4,7 @@ The functional core follows optax's protocol, names and numbers, so
 ``import optaxish as optax`` works for existing optax code.
 """
 
+from optaxish import loss_scale as loss_scale
 from optaxish import slots as slots
 from optaxish import tree as tree
 from optaxish import tree_utils as tree_utils
@@ -36,8 +37,16 @@ from optaxish._numerics import safe_root_mean_squares as safe_root_mean_squares
 from optaxish._update import apply_updates as apply_updates
 from optaxish._update import incremental_update as incremental_update
 from optaxish._update import periodic_update as periodic_update
+from optaxish._variable import Variable as Variable
 from optaxish.aliases import *  # noqa: F403
 from optaxish.combinators import *  # noqa: F403
+from optaxish.loss_scale import DynamicLossScale as DynamicLossScale
+from optaxish.loss_scale import LossScalingState as LossScalingState
+from optaxish.loss_scale import NoOpLossScale as NoOpLossScale
+from optaxish.loss_scale import StaticLossScale as StaticLossScale
+from optaxish.loss_scale import dynamic_loss_scaling as dynamic_loss_scaling
+from optaxish.loss_scale import loss_scaling as loss_scaling
+from optaxish.loss_scale import loss_scaling_step as loss_scaling_step
 from optaxish.schedules import *  # noqa: F403
 from optaxish.transforms import *  # noqa: F403
 from optaxish.tree import global_norm as global_norm
@@ -45,3 +54,13 @@ from optaxish.tree import global_norm as global_norm
 __version__ = "0.1.0.dev0"
 
 __all__ = sorted(n for n in dir() if not n.startswith("_"))
+
+
+def __getattr__(name: str):
+    # The Keras-style facade builds on the core; import it only when asked for,
+    # so `import optaxish` stays a core-only import.
+    if name == "optimizers":
+        import importlib
+
+        return importlib.import_module("optaxish.optimizers")
+    raise AttributeError(f"module 'optaxish' has no attribute {name!r}")

@@ -132,8 +132,8 @@ class Variable:
     ``jax.Array``\\ s, as tf returns tensors. ``jnp.asarray(v)`` and
     ``jnp.array(v)`` use ``__jax_array__``; a jitted ``jax.numpy`` function
     given ``v`` itself (``jnp.sum(v)``) raises JAX's "Triggering
-    __jax_array__() during abstractification is no longer supported" (JAX
-    >= 0.7 requires a pytree there, and a mutable box is not one), so write
+    __jax_array__() during abstractification is no longer supported" (recent
+    JAX wants a pytree there, and a mutable box is not one), so write
     ``jnp.sum(v.value)`` or ``jnp.sum(v ** 2)``. ``np.asarray(v)``,
     ``v.numpy()``, ``float(v)``, ``int(v)``, ``len(v)`` and iteration work
     as on arrays. Like ``tf.Variable``, ``==`` is elementwise and a variable
@@ -209,7 +209,29 @@ class Variable:
         self._trainable = bool(trainable)
         self._constraint = constraint
         target = None if dtype is None else jnp.dtype(dtype)
-        self._value: jax.Array = self._convert(initial_value, target, "create")
+        self._value: jax.Array = self._untraced(
+            self._convert(initial_value, target, "create"), "create"
+        )
+
+    def _untraced(self, value: jax.Array, action: str) -> jax.Array:
+        """Refuses to store a tracer in the box (it would leak)."""
+        if isinstance(value, jax.core.Tracer):
+            raise TypeError(
+                f"Cannot {action} variable '{self._name}' with a value traced by a "
+                "JAX transformation (jit, grad, ...): a variable would keep the "
+                "tracer. Inside a transformation, assign only within "
+                "`Variable._bind`, or return the new value instead."
+            )
+        return value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Variable:
+        # A new box (with a new unique id) around the same immutable array.
+        clone = object.__new__(Variable)
+        clone.__dict__.update(self.__dict__, _unique_id=next(_COUNTER))
+        return clone
+
+    def __copy__(self) -> Variable:
+        return self.__deepcopy__({})
 
     # -- conversion ---------------------------------------------------------
 
@@ -282,7 +304,7 @@ class Variable:
             stack[-1]._values[id(self)] = (self, new)
             stack[-1]._assigned[id(self)] = (self, new)
         else:
-            self._value = new
+            self._value = self._untraced(new, "assign to")
         return self
 
     def assign_add(self, delta: Any) -> Variable:

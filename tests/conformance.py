@@ -127,6 +127,8 @@ TRANSFORMS = [
     Entry("keep_params_nonnegative", lr=0.1, tol=1.0, lr_first=True),
     Entry("zero_nans", lr=0.1),
     Entry("scale_by_ftrl", dict(learning_rate=0.5)),
+    # The loss-scaling wrapper around an alias (gradients arrive unscaled here).
+    Entry("loss_scaling", dict(inner=ox.adam(0.05), unscale=False)),
 ]
 
 # Stateless transformations that need no conformance entry.

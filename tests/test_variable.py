@@ -196,7 +196,9 @@ def test_assign_errors_leave_value_unchanged(method, value, error, match):
 
 def test_assign_float_to_int_variable_rejected():
     i = Variable([1, 2], name="i")
-    with pytest.raises(TypeError, match=r"'i:0'.*float32 cannot be cast to dtype int32"):
+    with pytest.raises(
+        TypeError, match=r"'i:0'.*float32 cannot be cast to dtype int32"
+    ):
         i.assign([1.5, 2.5])
     np.testing.assert_array_equal(i.numpy(), [1, 2])
 
@@ -358,7 +360,9 @@ def test_repr_inside_trace():
             return v * 2
 
     f(v.value)
-    assert texts[0].startswith("<optaxish.Variable 't:0' shape=(2,) dtype=float32, value=")
+    assert texts[0].startswith(
+        "<optaxish.Variable 't:0' shape=(2,) dtype=float32, value="
+    )
 
 
 @pytest.mark.parametrize(
@@ -380,3 +384,29 @@ def test_bind_errors(variables, values, error, match):
     assert float(v[0]) == 1.0
     with Variable._bind([v], [[3.0, 4.0]]):  # Python data is accepted
         assert float(v[1]) == 4.0
+
+
+def test_tracers_never_enter_the_box():
+    v = Variable([1.0, 2.0], name="leak")
+
+    @jax.jit
+    def bad_assign(x):
+        v.assign(x)
+        return x
+
+    with pytest.raises(TypeError, match="'leak:0'.*traced"):
+        bad_assign(jnp.zeros(2))
+    np.testing.assert_array_equal(v.numpy(), [1.0, 2.0])
+    with pytest.raises(TypeError, match="Cannot create variable.*traced"):
+        jax.jit(lambda x: Variable(x).value)(jnp.zeros(2))
+
+
+def test_copies_are_new_boxes():
+    import copy
+
+    v = Variable([1.0, 2.0], name="orig")
+    for clone in (copy.copy(v), copy.deepcopy(v)):
+        assert clone is not v and clone.name == "orig:0"
+        assert clone._unique_id != v._unique_id
+        clone.assign([3.0, 4.0])
+        np.testing.assert_array_equal(v.numpy(), [1.0, 2.0])

@@ -16,6 +16,7 @@ from optaxish.optimizers.schedules._numerics import (
     check_positive,
     div,
     f32,
+    plain,
 )
 
 _PI = math.pi
@@ -95,14 +96,16 @@ class CosineDecay(LearningRateSchedule):
         return jnp.where(step < warmup_steps, warmup, decay)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "alpha": self.alpha,
-            "name": self.name,
-            "warmup_target": self.warmup_target,
-            "warmup_steps": self.warmup_steps,
-        }
+        return plain(
+            {
+                "initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps,
+                "alpha": self.alpha,
+                "name": self.name,
+                "warmup_target": self.warmup_target,
+                "warmup_steps": self.warmup_steps,
+            }
+        )
 
 
 @builtin
@@ -178,11 +181,13 @@ class CosineDecayRestarts(LearningRateSchedule):
         return f32(self.initial_learning_rate) * ((1 - alpha) * cosine + alpha)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "first_decay_steps": self.first_decay_steps,
-            "t_mul": self._t_mul,
-            "m_mul": self._m_mul,
-            "alpha": self.alpha,
-            "name": self.name,
-        }
+        return plain(
+            {
+                "initial_learning_rate": self.initial_learning_rate,
+                "first_decay_steps": self.first_decay_steps,
+                "t_mul": self._t_mul,
+                "m_mul": self._m_mul,
+                "alpha": self.alpha,
+                "name": self.name,
+            }
+        )

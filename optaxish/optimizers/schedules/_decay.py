@@ -16,6 +16,7 @@ from optaxish.optimizers.schedules._numerics import (
     check_positive,
     div,
     f32,
+    plain,
 )
 
 
@@ -65,13 +66,15 @@ class ExponentialDecay(LearningRateSchedule):
         return f32(self.initial_learning_rate) * jnp.power(f32(self.decay_rate), p)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-            "name": self.name,
-        }
+        return plain(
+            {
+                "initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate,
+                "staircase": self.staircase,
+                "name": self.name,
+            }
+        )
 
 
 @builtin
@@ -139,7 +142,9 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         return f32([float(v) for v in self.values])[index]
 
     def get_config(self) -> dict[str, Any]:
-        return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
+        return plain(
+            {"boundaries": self.boundaries, "values": self.values, "name": self.name}
+        )
 
 
 @builtin
@@ -199,14 +204,16 @@ class PolynomialDecay(LearningRateSchedule):
         return (initial - end) * jnp.power(1 - p, f32(self.power)) + end
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "end_learning_rate": self.end_learning_rate,
-            "power": self.power,
-            "cycle": self.cycle,
-            "name": self.name,
-        }
+        return plain(
+            {
+                "initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps,
+                "end_learning_rate": self.end_learning_rate,
+                "power": self.power,
+                "cycle": self.cycle,
+                "name": self.name,
+            }
+        )
 
 
 @builtin
@@ -253,10 +260,12 @@ class InverseTimeDecay(LearningRateSchedule):
         return div(self.initial_learning_rate, 1 + f32(self.decay_rate) * p)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-            "name": self.name,
-        }
+        return plain(
+            {
+                "initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate,
+                "staircase": self.staircase,
+                "name": self.name,
+            }
+        )
