@@ -7,3 +7,7 @@ imports the core; the core never imports it.
 """
 
 from optaxish.optimizers import schedules as schedules
+from optaxish.optimizers._adam import Adam as Adam
+from optaxish.optimizers._optimizer import Optimizer as Optimizer
+from optaxish.optimizers._optimizer import OptimizerState as OptimizerState
+from optaxish.optimizers._sgd import SGD as SGD

@@ -1,0 +1,369 @@
+"""The Keras-style ``Optimizer`` base class (tf-keras legacy ``OptimizerV2``).
+
+The base class holds no math. A subclass declares its hyperparameters and
+slots and builds, from (possibly traced) hyperparameter values, the core
+transformation that turns one variable's gradient into its update. The base
+owns that transformation's state (one state per variable, so a step may
+update any subset of the variables, as in tf-keras), ``iterations``, the
+gradient clipping of the ``clipnorm``/``clipvalue``/``global_clipnorm``
+kwargs, and one compiled step per variable structure (per loss function for
+``minimize``), with the state and the variable values donated.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optaxish import _numerics, slots
+from optaxish._base import GradientTransformation
+from optaxish._variable import Variable
+from optaxish.optimizers import schedules
+from optaxish.optimizers._checks import (
+    check_grad,
+    check_var,
+    parse_pairs,
+    unique_variables,
+)
+from optaxish.optimizers._minimize import MinimizeMixin
+from optaxish.optimizers._slots_weights import SlotsWeightsMixin
+from optaxish.transforms import clip, clip_by_global_norm, clip_by_norm
+
+_ALLOWED_KWARGS = {"clipnorm", "clipvalue", "lr", "decay", "global_clipnorm"}
+
+
+class OptimizerState(NamedTuple):
+    """The whole state of a Keras-style optimizer (a pytree).
+
+    Attributes:
+      iterations: steps taken (int32 scalar; tf-keras uses int64).
+      hyperparams: ``{name: float32 scalar}``; ``learning_rate`` holds the
+        last learning rate used when it is a schedule or a callable.
+      inner_state: one core state per registered variable, in registration
+        order.
+    """
+
+    iterations: jax.Array
+    hyperparams: dict[str, jax.Array]
+    inner_state: tuple[Any, ...]
+
+
+def _f32(value: Any) -> jax.Array:
+    return jnp.asarray(np.asarray(value, np.float32))
+
+
+class Optimizer(SlotsWeightsMixin, MinimizeMixin):
+    """Base class of the Keras-style optimizers (tf-keras ``OptimizerV2``).
+
+    Subclasses call ``super().__init__(name, **kwargs)``, then
+    ``_set_hyper(name, value)`` for each hyperparameter, and implement
+    ``_core(lr, hyper)`` (the core transformation of one variable's gradient
+    into its update, ``-lr`` included; ``lr`` and ``hyper`` values may be
+    traced float32 scalars), ``_slot_fields()`` (``[(keras slot name, core
+    state field)]`` in tf-keras creation order) and ``_static_key()`` (the
+    plain attributes that change the compiled step, e.g. ``epsilon``).
+
+    Each step donates the state buffers and the updated variables' values
+    to the compiled step: an array read earlier with ``v.value`` is deleted
+    by the next step (copy it, or read ``v.numpy()``). ``iterations``,
+    ``get_slot`` and hyperparameter reads return copies, which survive.
+
+    Thread compatible, not thread-safe (as tf-keras): synchronize concurrent
+    calls yourself.
+
+    Args:
+      name: the optimizer name (weight names start with it).
+      **kwargs: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (clip
+        gradients, in that tf-keras order: value, per-variable norm, global
+        norm), ``lr`` (deprecated alias of ``learning_rate``) and ``decay``
+        (``lr / (1 + decay * iterations)``).
+
+    Raises:
+      TypeError: for an unknown keyword argument.
+      ValueError: for a negative value, or both ``clipnorm`` and
+        ``global_clipnorm``.
+
+    Examples:
+      >>> from optaxish import Variable
+      >>> from optaxish.optimizers import SGD
+      >>> opt = SGD(0.1, clipvalue=1.0)
+      >>> v = Variable([1.0, 2.0])
+      >>> _ = opt.apply_gradients([([3.0, -5.0], v)])
+      >>> v.numpy(), int(opt.iterations)
+      (array([0.9, 2.1], dtype=float32), 1)
+    """
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        object.__setattr__(self, "_hyper_names", [])
+        for k, v in kwargs.items():
+            if k not in _ALLOWED_KWARGS:
+                raise TypeError(
+                    f"Unexpected keyword argument passed to optimizer: {k}. "
+                    f"Allowed kwargs are {_ALLOWED_KWARGS}."
+                )
+            if v is not None and not callable(v) and v < 0:
+                raise ValueError(f"Expected {k} >= 0, received: {v}")
+            if k == "lr":
+                warnings.warn(
+                    "The `lr` argument is deprecated, use `learning_rate` instead.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        clipnorm = kwargs.get("clipnorm")
+        global_clipnorm = kwargs.get("global_clipnorm")
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError(
+                "Cannot accept both `clipnorm` and `global_clipnorm`. Received: "
+                f"`clipnorm`={clipnorm}, `global_clipnorm`={global_clipnorm}."
+            )
+        self._name = name or type(self).__name__
+        self._clip = {
+            "clipnorm": clipnorm,
+            "global_clipnorm": global_clipnorm,
+            "clipvalue": kwargs.get("clipvalue"),
+        }
+        self._initial_decay = float(kwargs.get("decay", 0.0) or 0.0)
+        self._lr_fn: Any = None  # a schedule or a zero-argument callable
+        self._vars: list[Variable] = []
+        self._batches: list[list[int]] = []
+        self._state = OptimizerState(jnp.zeros([], jnp.int32), {}, ())
+        self._steps: dict[Any, Callable] = {}
+        self._traces = 0  # number of step traces (for tests and diagnostics)
+
+    # -- hyperparameters ------------------------------------------------------
+
+    def _set_hyper(self, name: str, value: Any) -> None:
+        if name not in self._hyper_names:
+            self._hyper_names.append(name)
+        hp = dict(self._state.hyperparams)
+        if name == "learning_rate" and (
+            isinstance(value, schedules.LearningRateSchedule) or callable(value)
+        ):
+            self._lr_fn = value
+            hp.setdefault(name, _f32(0.0))
+        else:
+            if isinstance(value, Variable):
+                value = value.value
+            if callable(value) or np.ndim(value) != 0:
+                raise TypeError(
+                    f"Hyperparameter `{name}` must be a real scalar"
+                    + (" (or, for `learning_rate`, a schedule or a callable)")
+                    + f". Received: {name}={value!r}"
+                )
+            if name == "learning_rate":
+                self._lr_fn = None
+            hp[name] = _f32(value)
+        self._state = self._state._replace(hyperparams=hp)
+
+    def _get_hyper(self, name: str) -> Any:
+        if name == "learning_rate" and self._lr_fn is not None:
+            if isinstance(self._lr_fn, schedules.LearningRateSchedule):
+                return self._lr_fn
+            return self._lr_fn()
+        return jnp.array(self._state.hyperparams[name], copy=True)
+
+    def __getattr__(self, name: str) -> Any:
+        names = self.__dict__.get("_hyper_names", ())
+        if name == "lr":
+            name = "learning_rate"
+        if name in names:
+            return self._get_hyper(name)
+        raise AttributeError(
+            f"'{type(self).__name__}' object has no attribute '{name}'"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "lr":
+            name = "learning_rate"
+        if name in self.__dict__.get("_hyper_names", ()):
+            self._set_hyper(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self._hyper_names, "lr"})
+
+    @property
+    def iterations(self) -> jax.Array:
+        """The number of steps taken (a copy, as an int32 scalar array)."""
+        return jnp.array(self._state.iterations, copy=True)
+
+    @iterations.setter
+    def iterations(self, value: Any) -> None:
+        self._state = self._state._replace(
+            iterations=jnp.asarray(np.asarray(value).astype(np.int64), jnp.int32)
+        )
+
+    # -- subclass hooks ---------------------------------------------------------
+
+    def _core(self, lr: Any, hyper: dict[str, Any]) -> GradientTransformation:
+        raise NotImplementedError
+
+    def _slot_fields(self) -> list[tuple[str, str]]:
+        return []
+
+    def _static_key(self) -> tuple:
+        return ()
+
+    # -- the compiled step -------------------------------------------------------
+
+    def _clipper(self) -> list[GradientTransformation]:
+        out = []
+        if self._clip["clipvalue"] is not None:
+            out.append(clip(self._clip["clipvalue"]))
+        if self._clip["clipnorm"] is not None:
+            out.append(clip_by_norm(self._clip["clipnorm"]))
+        if self._clip["global_clipnorm"] is not None:
+            out.append(clip_by_global_norm(self._clip["global_clipnorm"]))
+        return out
+
+    def _update_values(self, state: OptimizerState, values, grads):
+        """One traced step over a subset's states and values."""
+        it = state.iterations
+        hp = dict(state.hyperparams)
+        step = it.astype(jnp.float32)
+        if isinstance(self._lr_fn, schedules.LearningRateSchedule):
+            hp["learning_rate"] = jnp.asarray(self._lr_fn(step), jnp.float32)
+        lr = hp["learning_rate"]
+        if self._initial_decay > 0:
+            lr = lr / (1.0 + self._initial_decay * step)
+        grads = list(grads)
+        for tx in self._clipper():
+            grads, _ = tx.update(grads, tx.init(grads))
+        core = self._core(lr, hp)
+        new_values, new_inner = [], []
+        for v, g, st in zip(values, grads, state.inner_state):
+            for piece in slots.paths(st):  # every counter follows `iterations`
+                if piece.slot == "count":
+                    st = slots.set(st, piece, it)
+            update, st = core.update(g, st, v)
+            new_values.append((v + update).astype(v.dtype))
+            new_inner.append(st)
+        new_state = OptimizerState(_numerics.safe_increment(it), hp, tuple(new_inner))
+        return new_state, new_values
+
+    def _key(self, variables: list[Variable]) -> tuple:
+        lr_key = (
+            self._lr_fn
+            if isinstance(self._lr_fn, schedules.LearningRateSchedule)
+            else None
+        )
+        shapes = tuple((v.shape, str(v.dtype)) for v in variables)
+        clip_key = tuple(self._clip.values())
+        return (shapes, lr_key, clip_key, self._static_key())
+
+    def _register(self, variables: list[Variable]) -> list[int]:
+        """Creates slots for new variables; returns every variable's index."""
+        new = [v for v in variables if all(v is not w for w in self._vars)]
+        if new:
+            core = self._core(
+                self._state.hyperparams["learning_rate"], self._state.hyperparams
+            )
+            start = len(self._vars)
+            inner = tuple(core.init(v.value) for v in new)
+            self._vars.extend(new)
+            self._batches.append(list(range(start, start + len(new))))
+            self._state = self._state._replace(
+                inner_state=self._state.inner_state + inner
+            )
+        return [self._var_position(v) for v in variables]
+
+    def build(self, var_list: Iterable[Variable]) -> None:
+        """Creates the slots of ``var_list`` now (Keras 3's ``build``).
+
+        tf-keras creates slots at the first ``apply_gradients``; call this to
+        ``set_weights`` before any step. Known variables are skipped.
+        """
+        variables = list(var_list)
+        for v in variables:
+            check_var(v)
+        unique_variables(variables, "var_list")
+        self._register(variables)
+
+    def _run(self, key, make, indices, args):
+        fn = self._steps.get(key)
+        if fn is None:
+            fn = self._steps[key] = jax.jit(make(), donate_argnums=(0, 1))
+        state = self._state
+        sub = state._replace(inner_state=tuple(state.inner_state[i] for i in indices))
+        if callable(self._lr_fn) and not isinstance(
+            self._lr_fn, schedules.LearningRateSchedule
+        ):
+            hp = {**sub.hyperparams, "learning_rate": _f32(self._lr_fn())}
+            sub = sub._replace(hyperparams=hp)
+        # Donation consumes these buffers: copy the ones the state shares.
+        sub = sub._replace(hyperparams=dict(sub.hyperparams))
+        values = [self._vars[i].value for i in indices]
+        new_sub, new_values = fn(sub, values, *args)
+        inner = list(state.inner_state)
+        for i, st in zip(indices, new_sub.inner_state):
+            inner[i] = st
+        self._state = new_sub._replace(inner_state=tuple(inner))
+        for i, value in zip(indices, new_values):
+            var = self._vars[i]
+            var._value = value
+            if var.constraint is not None:
+                var.assign(var.constraint(var))
+        return self.iterations
+
+    # -- public API ---------------------------------------------------------------
+
+    def apply_gradients(
+        self,
+        grads_and_vars: Iterable[tuple[Any, Variable]],
+        name: str | None = None,
+        experimental_aggregate_gradients: bool = True,
+    ) -> jax.Array | None:
+        """Applies one step; returns ``iterations`` (``None`` for no pairs).
+
+        ``None`` gradients are skipped with a warning. The gradients are
+        clipped as the constructor's kwargs say, then each variable gets its
+        update, then its constraint (if any), then ``iterations`` grows by 1.
+        ``name`` and ``experimental_aggregate_gradients`` are accepted for
+        tf-keras compatibility (no cross-device aggregation happens here).
+
+        Raises:
+          TypeError: for a pair that is not a ``(gradient, Variable)`` pair or
+            a non-float variable or gradient dtype.
+          ValueError: when no variable has a gradient, a variable appears
+            twice, or a gradient's shape differs from its variable's. The
+            optimizer and the variables are unchanged then.
+        """
+        del name, experimental_aggregate_gradients
+        pairs = parse_pairs(grads_and_vars)
+        if not pairs:
+            return None
+        present = [(g, v) for g, v in pairs if g is not None]
+        if not present:
+            names = ([v.name for _, v in pairs],)
+            raise ValueError(
+                f"No gradients provided for any variable: {names}. Provided "
+                f"`grads_and_vars` is {tuple(pairs)}."
+            )
+        missing = [v.name for g, v in pairs if g is None]
+        variables = [v for _, v in present]
+        unique_variables(variables, "grads_and_vars")
+        grads = [check_grad(g, v) for g, v in present]
+        if missing:
+            warnings.warn(
+                f"Gradients do not exist for variables {missing} when minimizing "
+                "the loss. If you're using `model.compile()`, did you forget to "
+                "provide a `loss` argument?",
+                UserWarning,
+                stacklevel=2,
+            )
+        indices = self._register(variables)
+
+        def make():
+            def step(state, values, grads):
+                self._traces += 1
+                return self._update_values(state, values, grads)
+
+            return step
+
+        return self._run(("apply", self._key(variables)), make, indices, (grads,))

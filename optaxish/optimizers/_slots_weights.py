@@ -1,0 +1,156 @@
+"""Slots, weights and configs of the Keras-style ``Optimizer`` (a mixin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from optaxish import slots
+from optaxish._variable import Variable
+from optaxish.optimizers import schedules
+
+
+class SlotsWeightsMixin:
+    """``get_slot``, ``weights``, ``get_weights``/``set_weights``, configs.
+
+    Relies on the base class attributes ``_vars`` (registered variables),
+    ``_batches`` (indices of the variables whose slots were created together,
+    per batch, as tf-keras' ``_create_slots`` does), ``_state`` and
+    ``_slot_fields()`` (``[(keras slot name, core state field), ...]``).
+    """
+
+    def _var_position(self, var: Any) -> int:
+        for i, v in enumerate(self._vars):
+            if v is var:
+                return i
+        raise KeyError(getattr(var, "name", repr(var)))
+
+    def get_slot_names(self) -> list[str]:
+        """The slot names, in creation order (empty before the first step)."""
+        return [k for k, _ in self._slot_fields()] if self._vars else []
+
+    def get_slot(self, var: Variable, slot_name: str) -> Any:
+        """The current value of ``var``'s slot ``slot_name`` (a ``jax.Array``).
+
+        Raises:
+          KeyError: for a variable the optimizer has not updated or an unknown
+            slot name (a bare ``KeyError``, as tf-keras).
+        """
+        fields = dict(self._slot_fields())
+        index = self._var_position(var)
+        if slot_name not in fields:
+            raise KeyError(slot_name)
+        value = slots.get(self._state.inner_state[index], fields[slot_name])
+        return jnp.array(value, copy=True)  # the state's buffers get donated
+
+    def _weight_entries(self) -> list[tuple[str, int | None, str | None]]:
+        """``(name, variable index, core field)`` in tf-keras weight order."""
+        if not self._vars:
+            return []
+        out: list[tuple[str, int | None, str | None]] = [
+            (f"{self._name}/iter:0", None, None)
+        ]
+        for batch in self._batches:
+            for keras_name, field in self._slot_fields():
+                for i in batch:
+                    shared = self._vars[i]._shared_name
+                    out.append((f"{self._name}/{shared}/{keras_name}:0", i, field))
+        return out
+
+    def _weight_value(self, index: int | None, field: str | None) -> Any:
+        if index is None:
+            return self._state.iterations
+        return slots.get(self._state.inner_state[index], field)
+
+    @property
+    def weights(self) -> list[Variable]:
+        """Snapshots of the optimizer weights, named as in tf-keras.
+
+        Iterations first, then the slots in tf-keras creation order. Each is a
+        new ``Variable`` holding a copy: assigning to it does not change the
+        optimizer (use :meth:`set_weights`).
+        """
+        return [
+            Variable(self._weight_value(i, f), trainable=False, name=name[:-2])
+            for name, i, f in self._weight_entries()
+        ]
+
+    def variables(self) -> list[Variable]:
+        """Same as :attr:`weights` (a method, as in tf-keras' OptimizerV2)."""
+        return self.weights
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as NumPy arrays (iterations as int64 first)."""
+        out = []
+        for _, i, f in self._weight_entries():
+            value = np.asarray(self._weight_value(i, f))
+            out.append(value.astype(np.int64) if i is None else value.copy())
+        return out
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Loads a list in :meth:`get_weights` order (a tf-keras list works).
+
+        Raises:
+          ValueError: on a wrong length or shape; nothing changes then.
+        """
+        entries = self._weight_entries()
+        weights = list(weights)
+        if not entries and not weights:
+            return
+        if len(weights) != len(entries):
+            raise ValueError(
+                f"You called `set_weights(weights)` on optimizer {self._name} with a "
+                f" weight list of length {len(weights)}, but the optimizer was "
+                f"expecting {len(entries)} weights. Provided weights: "
+                f"{str(weights)[:50]}..."
+            )
+        state = self._state
+        inner = list(state.inner_state)
+        iterations = state.iterations
+        for (_, i, f), w in zip(entries, weights):
+            current = self._weight_value(i, f)
+            w_shape = np.shape(w)
+            if tuple(current.shape) != tuple(w_shape):
+                raise ValueError(
+                    f"Optimizer weight shape {tuple(current.shape)} not compatible "
+                    f"with provided weight shape {tuple(w_shape)}."
+                )
+            if i is None:
+                iterations = jnp.asarray(np.asarray(w).astype(np.int64), jnp.int32)
+            else:
+                inner[i] = slots.set(inner[i], f, np.asarray(w))
+        self._state = state._replace(iterations=iterations, inner_state=tuple(inner))
+
+    # -- config ---------------------------------------------------------------
+
+    def _serialize_hyperparameter(self, name: str) -> Any:
+        value = self._get_hyper(name)
+        if isinstance(value, schedules.LearningRateSchedule):
+            return schedules.serialize(value)
+        return float(np.asarray(value))
+
+    def get_config(self) -> dict[str, Any]:
+        """The config, with tf-keras keys (JSON-safe)."""
+        config: dict[str, Any] = {"name": self._name}
+        for key in ("clipnorm", "global_clipnorm", "clipvalue"):
+            if self._clip[key] is not None:
+                config[key] = self._clip[key]
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Any:
+        """Creates an optimizer from :meth:`get_config`'s output.
+
+        ``"lr"`` is renamed ``"learning_rate"`` and a dict learning rate is
+        revived as a schedule. Unlike tf-keras, ``config`` is not modified.
+        """
+        config = dict(config)
+        if "lr" in config:
+            config["learning_rate"] = config.pop("lr")
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(
+                config["learning_rate"], custom_objects=custom_objects
+            )
+        return cls(**config)
