@@ -10,8 +10,11 @@ from optaxish.optimizers import schedules as schedules
 from optaxish.optimizers._adadelta import Adadelta as Adadelta
 from optaxish.optimizers._adagrad import Adagrad as Adagrad
 from optaxish.optimizers._adam import Adam as Adam
+from optaxish.optimizers._adamax import Adamax as Adamax
 from optaxish.optimizers._adamw import AdamW as AdamW
+from optaxish.optimizers._ftrl import Ftrl as Ftrl
 from optaxish.optimizers._lion import Lion as Lion
+from optaxish.optimizers._nadam import Nadam as Nadam
 from optaxish.optimizers._optimizer import Optimizer as Optimizer
 from optaxish.optimizers._optimizer import OptimizerState as OptimizerState
 from optaxish.optimizers._rmsprop import RMSprop as RMSprop
