@@ -68,7 +68,9 @@ def main(argv: list[str]) -> int:
     code = _run(PY, "-m", "ruff", "check", ".")
     if code:
         return code
-    return _run(PY, "-m", "pytest", "-q", *rest)
+    # Two workers: the suite is compile-bound and CI machines have 2 cores.
+    workers = [] if any(a.startswith("-n") for a in rest) else ["-n", "2"]
+    return _run(PY, "-m", "pytest", "-q", *workers, *rest)
 
 
 if __name__ == "__main__":

@@ -191,3 +191,26 @@ def seed_examples() -> dict:
 def spec_checks() -> dict:
     """The JSON of ``spec_checks.json`` (§2 3-step goldens and §5 examples)."""
     return load_file("spec_checks")
+
+
+def replay_and_compare(case: KerasCase, opt: Any, variables: list) -> None:
+    """Applies the case's gradients step by step and compares with tf-keras.
+
+    Checks every variable after every step (rtol 1e-5) and ``iterations``, then
+    the final slots by tf-keras slot name.
+    """
+    for t in range(case.num_steps):
+        opt.apply_gradients(zip(case.step_grads(t), variables, strict=True))
+        for i, v in enumerate(variables):
+            np.testing.assert_allclose(
+                v.numpy(),
+                case.params[i][t],
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=f"{case.case_id}: variable {i} after step {t + 1}",
+            )
+        assert int(opt.iterations) == case.iterations[t]
+    for (i, name), value in case.slots.items():
+        np.testing.assert_allclose(
+            opt.get_slot(variables[i], name), value, rtol=1e-5, atol=1e-6
+        )

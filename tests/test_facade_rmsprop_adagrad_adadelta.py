@@ -20,7 +20,7 @@ from optaxish.optimizers import schedules
 from optaxish.optimizers._adadelta import Adadelta
 from optaxish.optimizers._adagrad import Adagrad
 from optaxish.optimizers._rmsprop import RMSprop
-from tests.keras_fixtures import FIXTURE_DIR, list_cases, load_case
+from tests.keras_fixtures import FIXTURE_DIR, list_cases, load_case, replay_and_compare
 
 CLASSES = {"RMSprop": RMSprop, "Adagrad": Adagrad, "Adadelta": Adadelta}
 CASES = [
@@ -67,22 +67,8 @@ def test_trajectory_matches_tf_keras(case_id):
     case = load_case(case_id)
     opt = make_optimizer(case)
     variables = make_variables(case)
-    for t in range(case.num_steps):
-        opt.apply_gradients(zip(case.step_grads(t), variables))
-        for i, v in enumerate(variables):
-            np.testing.assert_allclose(
-                v.numpy(),
-                case.params[i][t],
-                rtol=1e-5,
-                atol=1e-6,
-                err_msg=f"{case_id}: variable {i} after step {t + 1}",
-            )
-        assert int(opt.iterations) == case.iterations[t]
+    replay_and_compare(case, opt, variables)
     assert opt._traces == 1
-    for (i, name), value in case.slots.items():
-        np.testing.assert_allclose(
-            opt.get_slot(variables[i], name), value, rtol=1e-5, atol=1e-6
-        )
     assert [w.name for w in opt.weights] == case.weight_names
     assert opt.get_slot_names() == case.slot_names
     ours = opt.get_weights()
