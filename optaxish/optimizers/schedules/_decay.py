@@ -20,8 +20,46 @@ from optaxish.optimizers.schedules._numerics import (
 )
 
 
+class _RateDecay(LearningRateSchedule):
+    """Shared arguments, config and progress of the two ``decay_rate`` schedules
+    (``ExponentialDecay`` and ``InverseTimeDecay`` have tf-keras' same signature)."""
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: float,
+        decay_rate: float,
+        staircase: bool = False,
+        name: str | None = None,
+    ) -> None:
+        check_number("initial_learning_rate", initial_learning_rate)
+        check_positive("decay_steps", decay_steps)
+        check_number("decay_rate", decay_rate)
+        self.initial_learning_rate = initial_learning_rate
+        self.decay_steps = decay_steps
+        self.decay_rate = decay_rate
+        self.staircase = bool(staircase)
+        self.name = check_name(name)
+
+    def _progress(self, step: jax.typing.ArrayLike) -> jax.Array:
+        """``step / decay_steps``, floored with ``staircase``."""
+        p = div(f32(step), self.decay_steps)
+        return jnp.floor(p) if self.staircase else p
+
+    def get_config(self) -> dict[str, Any]:
+        return plain(
+            {
+                "initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate,
+                "staircase": self.staircase,
+                "name": self.name,
+            }
+        )
+
+
 @builtin
-class ExponentialDecay(LearningRateSchedule):
+class ExponentialDecay(_RateDecay):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
 
     With ``staircase=True`` the exponent is ``floor(step / decay_steps)``.
@@ -42,39 +80,9 @@ class ExponentialDecay(LearningRateSchedule):
       [0.10000000149011612, 0.05000000074505806, 0.02500000037252903]
     """
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: float,
-        decay_rate: float,
-        staircase: bool = False,
-        name: str | None = None,
-    ) -> None:
-        check_number("initial_learning_rate", initial_learning_rate)
-        check_positive("decay_steps", decay_steps)
-        check_number("decay_rate", decay_rate)
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = bool(staircase)
-        self.name = check_name(name)
-
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
-        p = div(f32(step), self.decay_steps)
-        if self.staircase:
-            p = jnp.floor(p)
+        p = self._progress(step)
         return f32(self.initial_learning_rate) * jnp.power(f32(self.decay_rate), p)
-
-    def get_config(self) -> dict[str, Any]:
-        return plain(
-            {
-                "initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate,
-                "staircase": self.staircase,
-                "name": self.name,
-            }
-        )
 
 
 @builtin
@@ -217,7 +225,7 @@ class PolynomialDecay(LearningRateSchedule):
 
 
 @builtin
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
 
     With ``staircase=True``, ``step / decay_steps`` is floored.
@@ -236,36 +244,6 @@ class InverseTimeDecay(LearningRateSchedule):
       [0.1, 0.066667, 0.05, 0.04]
     """
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: float,
-        decay_rate: float,
-        staircase: bool = False,
-        name: str | None = None,
-    ) -> None:
-        check_number("initial_learning_rate", initial_learning_rate)
-        check_positive("decay_steps", decay_steps)
-        check_number("decay_rate", decay_rate)
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = bool(staircase)
-        self.name = check_name(name)
-
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
-        p = div(f32(step), self.decay_steps)
-        if self.staircase:
-            p = jnp.floor(p)
+        p = self._progress(step)
         return div(self.initial_learning_rate, 1 + f32(self.decay_rate) * p)
-
-    def get_config(self) -> dict[str, Any]:
-        return plain(
-            {
-                "initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate,
-                "staircase": self.staircase,
-                "name": self.name,
-            }
-        )
