@@ -289,18 +289,32 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
         fn = self._steps.get(key)
         if fn is None:
             fn = self._steps[key] = jax.jit(make(), donate_argnums=(0, 1))
+        sub, values = self._prepare(indices)
+        new_sub, new_values = fn(sub, values, *args)
+        self._commit(indices, new_sub, new_values)
+        return self.iterations
+
+    def _prepare(self, indices: list[int]) -> tuple[OptimizerState, list]:
+        """The step inputs of variables ``indices``: their state and values.
+
+        The hyperparameter dict is copied (donation consumes its buffers) and
+        holds the current value of a callable learning rate.
+        """
         state = self._state
         sub = state._replace(inner_state=tuple(state.inner_state[i] for i in indices))
+        hp = dict(sub.hyperparams)
         if callable(self._lr_fn) and not isinstance(
             self._lr_fn, schedules.LearningRateSchedule
         ):
-            hp = {**sub.hyperparams, "learning_rate": _f32(self._lr_fn())}
-            sub = sub._replace(hyperparams=hp)
-        # Donation consumes these buffers: copy the ones the state shares.
-        sub = sub._replace(hyperparams=dict(sub.hyperparams))
-        values = [self._vars[i].value for i in indices]
-        new_sub, new_values = fn(sub, values, *args)
-        inner = list(state.inner_state)
+            hp["learning_rate"] = _f32(self._lr_fn())
+        sub = sub._replace(hyperparams=hp)
+        return sub, [self._vars[i].value for i in indices]
+
+    def _commit(
+        self, indices: list[int], new_sub: OptimizerState, new_values: list
+    ) -> None:
+        """Stores a step's outputs, then applies the variables' constraints."""
+        inner = list(self._state.inner_state)
         for i, st in zip(indices, new_sub.inner_state):
             inner[i] = st
         self._state = new_sub._replace(inner_state=tuple(inner))
@@ -309,7 +323,6 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
             var._value = value
             if var.constraint is not None:
                 var.assign(var.constraint(var))
-        return self.iterations
 
     # -- public API ---------------------------------------------------------------
 
