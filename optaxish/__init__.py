@@ -5,6 +5,7 @@ The functional core follows optax's protocol, names and numbers, so
 """
 
 from optaxish import loss_scale as loss_scale
+from optaxish import packing as packing
 from optaxish import slots as slots
 from optaxish import tree as tree
 from optaxish import tree_utils as tree_utils
@@ -59,8 +60,8 @@ __all__ = sorted(n for n in dir() if not n.startswith("_"))
 def __getattr__(name: str):
     # The Keras-style facade builds on the core; import it only when asked for,
     # so `import optaxish` stays a core-only import.
-    if name == "optimizers":
+    if name in ("optimizers", "mixed_precision"):
         import importlib
 
-        return importlib.import_module("optaxish.optimizers")
+        return importlib.import_module(f"optaxish.{name}")
     raise AttributeError(f"module 'optaxish' has no attribute {name!r}")

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
+from optaxish._elementwise import mark_elementwise
+
 Params = Any  # a pytree of arrays
 Updates = Any  # a pytree of arrays with the structure of the params
 OptState = Any  # a pytree of arrays
@@ -171,7 +173,9 @@ def identity() -> GradientTransformationExtraArgs:
         del params, extra_args
         return updates, state
 
-    return GradientTransformationExtraArgs(init_empty_state, update_fn)
+    return mark_elementwise(
+        GradientTransformationExtraArgs(init_empty_state, update_fn)
+    )
 
 
 def set_to_zero() -> GradientTransformationExtraArgs:
@@ -189,7 +193,9 @@ def set_to_zero() -> GradientTransformationExtraArgs:
         del params, extra_args
         return jax.tree.map(jnp.zeros_like, updates), state
 
-    return GradientTransformationExtraArgs(init_empty_state, update_fn)
+    return mark_elementwise(
+        GradientTransformationExtraArgs(init_empty_state, update_fn)
+    )
 
 
 def stateless(

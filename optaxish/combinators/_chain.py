@@ -6,6 +6,7 @@ from collections import OrderedDict
 from typing import Any
 
 from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
+from optaxish._elementwise import is_elementwise, mark_elementwise
 
 
 def chain(*transforms: Any) -> GradientTransformationExtraArgs:
@@ -46,7 +47,8 @@ def chain(*transforms: Any) -> GradientTransformationExtraArgs:
             new_state.append(s)
         return updates, tuple(new_state)
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    tx = GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(tx, all(is_elementwise(t) for t in txs))
 
 
 def named_chain(*transforms: tuple[str, Any]) -> GradientTransformationExtraArgs:
@@ -98,4 +100,5 @@ def named_chain(*transforms: tuple[str, Any]) -> GradientTransformationExtraArgs
             updates, new_state[n] = t.update(updates, state[n], params, **extra_args)
         return updates, new_state
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    tx = GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(tx, all(is_elementwise(t) for _, t in txs))

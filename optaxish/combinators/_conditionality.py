@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from optaxish import _numerics, tree
 from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
+from optaxish._elementwise import is_elementwise, mark_elementwise
 
 
 class ConditionFn(Protocol):
@@ -251,4 +252,5 @@ def apply_if_finite(
             inner_state=inner_state,
         )
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    tx = GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(tx, is_elementwise(inner))

@@ -24,6 +24,7 @@ from optaxish._base import (
     Schedule,
     with_extra_args_support,
 )
+from optaxish._elementwise import is_elementwise, mark_elementwise
 
 
 @runtime_checkable
@@ -235,7 +236,7 @@ def inject_hyperparams(
 
         # Eager validation of plain numbers (the factory validates those);
         # scheduled ones are represented by a scalar array, never validated.
-        build({**numeric, **{k: jnp.zeros([], jnp.float32) for k in schedules}})
+        probe = build({**numeric, **{k: jnp.zeros([], jnp.float32) for k in schedules}})
 
         def dtype_for(tree):
             if hyperparam_dtype is not None:
@@ -283,7 +284,8 @@ def inject_hyperparams(
                 inner_state=inner_state,
             )
 
-        return GradientTransformationExtraArgs(init_fn, update_fn)
+        tx = GradientTransformationExtraArgs(init_fn, update_fn)
+        return mark_elementwise(tx, is_elementwise(probe))
 
     return wrapped
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
+from optaxish._elementwise import is_elementwise, mark_elementwise
 from optaxish._numerics import safe_increment
 from optaxish._update import apply_updates
 from optaxish.loss_scale._values import (
@@ -228,7 +229,8 @@ def loss_scaling(
     def update_fn(updates, state, params=None, **extra_args):
         return _step(inner, unscale, updates, state, params, extra_args, False)
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    tx = GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(tx, is_elementwise(inner))
 
 
 def dynamic_loss_scaling(

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from optaxish import _numerics, tree
 from optaxish._base import GradientTransformationExtraArgs
+from optaxish._elementwise import mark_elementwise
 from optaxish._errors import check_same_structure
 from optaxish.transforms._adaptive_utils import (
     buffer_like,
@@ -247,7 +248,7 @@ def scale_by_adam(
             return updates, ScaleByNadamState(count, mu, nu, product)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 def scale_by_amsgrad(
@@ -336,4 +337,4 @@ def scale_by_amsgrad(
             nu_max=cast_like(nu_max, state.nu_max),
         )
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from optaxish import _numerics, tree
 from optaxish._base import GradientTransformationExtraArgs
+from optaxish._elementwise import mark_elementwise
 from optaxish._errors import check_same_structure
 from optaxish.transforms._adam import (
     ScaleByAdamState,
@@ -91,7 +92,7 @@ def scale_by_adamax(
             count=count, mu=cast_like(mu, state.mu), nu=cast_like(nu, state.nu)
         )
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 def scale_by_radam(
@@ -177,7 +178,7 @@ def scale_by_radam(
             count=count, mu=cast_like(mu, state.mu), nu=cast_like(nu, state.nu)
         )
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 def scale_by_yogi(
@@ -249,7 +250,7 @@ def scale_by_yogi(
             count=count, mu=cast_like(mu, state.mu), nu=cast_like(nu, state.nu)
         )
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 class ScaleByBeliefState(NamedTuple):
@@ -333,4 +334,4 @@ def scale_by_belief(
             count=count, mu=cast_like(mu, state.mu), nu=cast_like(nu, state.nu)
         )
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))

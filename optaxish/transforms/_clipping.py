@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from optaxish._base import EmptyState, GradientTransformationExtraArgs, init_empty_state
+from optaxish._elementwise import mark_elementwise
 from optaxish._numerics import abs_sq
 from optaxish.tree import global_norm
 
@@ -39,7 +40,9 @@ def clip(max_delta: jax.typing.ArrayLike) -> GradientTransformationExtraArgs:
             lambda g: jnp.clip(g, -max_delta, max_delta).astype(g.dtype), updates
         ), state
 
-    return GradientTransformationExtraArgs(init_empty_state, update_fn)
+    return mark_elementwise(
+        GradientTransformationExtraArgs(init_empty_state, update_fn)
+    )
 
 
 def _clip_leaf_by_norm(g: jax.Array, max_norm) -> jax.Array:
@@ -108,7 +111,9 @@ def clip_by_global_norm(
         )
         return updates, state
 
-    return GradientTransformationExtraArgs(init_empty_state, update_fn)
+    return mark_elementwise(
+        GradientTransformationExtraArgs(init_empty_state, update_fn)
+    )
 
 
 def clip_by_block_rms(

@@ -13,6 +13,7 @@ from optaxish._base import (
     GradientTransformationExtraArgs,
     init_empty_state,
 )
+from optaxish._elementwise import mark_elementwise
 from optaxish._errors import check_same_structure
 
 NonNegativeParamsState = EmptyState
@@ -55,7 +56,9 @@ def keep_params_nonnegative() -> GradientTransformationExtraArgs:
         )
         return updates, state
 
-    return GradientTransformationExtraArgs(init_empty_state, update_fn)
+    return mark_elementwise(
+        GradientTransformationExtraArgs(init_empty_state, update_fn)
+    )
 
 
 class ZeroNansState(NamedTuple):

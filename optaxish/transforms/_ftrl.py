@@ -18,6 +18,7 @@ from optaxish._base import (
     GradientTransformationExtraArgs,
     ScalarOrSchedule,
 )
+from optaxish._elementwise import mark_elementwise
 from optaxish._errors import check_same_structure
 
 
@@ -169,4 +170,4 @@ def scale_by_ftrl(
         count = _numerics.safe_increment(state.count)
         return new_updates, ScaleByFtrlState(count, accumulator, linear)
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))

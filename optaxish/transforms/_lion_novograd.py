@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from optaxish import _numerics, tree
 from optaxish._base import NO_PARAMS_MSG, GradientTransformationExtraArgs
+from optaxish._elementwise import mark_elementwise
 from optaxish._errors import check_same_structure
 from optaxish.transforms._adaptive_utils import (
     buffer_like,
@@ -95,7 +96,7 @@ def scale_by_lion(
         count = _numerics.safe_increment(state.count)
         return new_updates, ScaleByLionState(count=count, mu=cast_like(mu, state.mu))
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 class ScaleByNovogradState(NamedTuple):

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from optaxish import _numerics, tree
 from optaxish._base import GradientTransformationExtraArgs
+from optaxish._elementwise import mark_elementwise
 from optaxish._errors import check_same_structure
 
 
@@ -70,7 +71,7 @@ def trace(
             updates = new_trace
         return updates, TraceState(trace=tree.cast(new_trace, accumulator_dtype))
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 class EmaState(NamedTuple):
@@ -117,4 +118,4 @@ def ema(
         updates = tree.bias_correction(new_ema, decay, count) if debias else new_ema
         return updates, EmaState(count=count, ema=tree.cast(new_ema, accumulator_dtype))
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))

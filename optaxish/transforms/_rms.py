@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from optaxish import _numerics, tree
 from optaxish._base import GradientTransformationExtraArgs
+from optaxish._elementwise import mark_elementwise
 from optaxish._errors import check_same_structure
 from optaxish.transforms._adaptive_utils import (
     buffer_like,
@@ -173,7 +174,7 @@ def scale_by_rms(
             return updates, ScaleByRmsWithCountState(count=count, nu=nu)
         return updates, ScaleByRmsState(nu=nu)
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 def scale_by_stddev(
@@ -247,7 +248,7 @@ def scale_by_stddev(
             return updates, ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
         return updates, ScaleByRStdDevState(mu=mu, nu=nu)
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 def scale_by_rss(
@@ -308,7 +309,7 @@ def scale_by_rss(
         sum_of_squares = cast_like(sum_of_squares, state.sum_of_squares)
         return updates, ScaleByRssState(sum_of_squares=sum_of_squares)
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 def scale_by_adadelta(
@@ -364,4 +365,4 @@ def scale_by_adadelta(
             e_g=cast_like(e_g, state.e_g), e_x=cast_like(e_x, state.e_x)
         )
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))

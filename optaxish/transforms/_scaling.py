@@ -15,6 +15,7 @@ from optaxish._base import (
     Schedule,
     init_empty_state,
 )
+from optaxish._elementwise import mark_elementwise
 
 ScaleState = EmptyState
 
@@ -42,7 +43,9 @@ def scale(step_size: jax.typing.ArrayLike) -> GradientTransformationExtraArgs:
         del params, extra_args
         return jax.tree.map(lambda g: _times(step_size, g), updates), state
 
-    return GradientTransformationExtraArgs(init_empty_state, update_fn)
+    return mark_elementwise(
+        GradientTransformationExtraArgs(init_empty_state, update_fn)
+    )
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -84,7 +87,7 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformationExtraArgs
             count=_numerics.safe_increment(state.count)
         )
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
 
 def scale_by_learning_rate(

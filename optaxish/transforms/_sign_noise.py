@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from optaxish import _numerics
 from optaxish._base import GradientTransformationExtraArgs, init_empty_state
+from optaxish._elementwise import mark_elementwise
 
 
 def scale_by_sign() -> GradientTransformationExtraArgs:
@@ -27,7 +28,9 @@ def scale_by_sign() -> GradientTransformationExtraArgs:
         del params, extra_args
         return jax.tree.map(jnp.sign, updates), state
 
-    return GradientTransformationExtraArgs(init_empty_state, update_fn)
+    return mark_elementwise(
+        GradientTransformationExtraArgs(init_empty_state, update_fn)
+    )
 
 
 class AddNoiseState(NamedTuple):

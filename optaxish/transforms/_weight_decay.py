@@ -15,6 +15,7 @@ from optaxish._base import (
     GradientTransformationExtraArgs,
     ScalarOrSchedule,
 )
+from optaxish._elementwise import mark_elementwise
 
 
 class AddDecayedWeightsState(NamedTuple):
@@ -76,7 +77,7 @@ def add_decayed_weights(
         )
         return updates, state
 
-    tx = GradientTransformationExtraArgs(init_fn, update_fn)
+    tx = mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
     if mask is None:
         return tx
     from optaxish.combinators import masked  # combinators build on transforms

@@ -1,0 +1,109 @@
+"""``packed``: run an elementwise transformation on packed buffers."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
+from optaxish._elementwise import is_elementwise, mark_elementwise
+from optaxish.packing._layout import Layout, Packed, pack
+
+
+class PackedState(NamedTuple):
+    """State of :func:`packed`.
+
+    Attributes:
+      inner_state: the inner transformation's state, initialized on the packed
+        parameters: its per-parameter fields are :class:`Packed` values (read
+        them per parameter with :func:`~optaxish.packing.unpack`).
+    """
+
+    inner_state: Any
+
+
+def _layout_in(state: Any) -> Layout | None:
+    """The layout of the first ``Packed`` value in ``state`` (None if none)."""
+    for leaf in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, Packed)):
+        if isinstance(leaf, Packed):
+            return leaf.layout
+    return None
+
+
+def is_packable(tx: Any) -> bool:
+    """Whether :func:`packed` runs ``tx`` on packed buffers.
+
+    True for the elementwise transformations (those whose numbers do not
+    depend on how elements are grouped into leaves: Adam, SGD, RMSprop,
+    global-norm clipping, unmasked weight decay, ...) and for chains,
+    ``inject_hyperparams``, ``apply_if_finite`` and ``loss_scaling`` of them.
+
+    Examples:
+      >>> import optaxish
+      >>> from optaxish.packing import is_packable
+      >>> is_packable(optaxish.adamw(1e-3)), is_packable(optaxish.lamb(1e-3))
+      (True, False)
+    """
+    return is_elementwise(tx)
+
+
+def packed(inner: Any) -> GradientTransformationExtraArgs:
+    """Runs ``inner`` on the parameters packed into one buffer per dtype.
+
+    ``init(params)`` packs the parameters and initializes ``inner`` on them,
+    so ``inner``'s moments live in a few contiguous buffers (as
+    :class:`Packed` values) instead of one array per leaf. ``update`` accepts
+    gradients either as a tree shaped like the parameters (they are packed,
+    and the updates unpacked, on each call) or as a :class:`Packed` (then the
+    whole step works on the buffers and returns a ``Packed``; this is the
+    fast path, see :func:`pack`). The numbers are ``inner``'s.
+
+    A transformation whose numbers depend on the leaves (per-leaf norms,
+    trust ratios, masks, factored moments) is not packable (see
+    :func:`is_packable`): ``packed`` then returns ``inner`` unchanged.
+
+    Args:
+      inner: the transformation to run on packed buffers.
+
+    Returns:
+      A :class:`~optaxish.GradientTransformationExtraArgs`.
+
+    Raises:
+      ValueError: from ``update``, when the gradients do not match the layout
+        the state was initialized with.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import optaxish
+      >>> from optaxish.packing import pack, packed
+      >>> params = {"b": jnp.zeros(2), "w": jnp.ones((2, 2))}
+      >>> tx = packed(optaxish.adam(0.1))
+      >>> state = tx.init(params)
+      >>> state.inner_state[0].mu
+      Packed(2 leaves in 1 buffer(s): float32[6])
+      >>> grads = jax.tree.map(jnp.ones_like, params)
+      >>> updates, state = tx.update(grads, state, params)
+      >>> updates["w"]
+      Array([[-0.1, -0.1],
+             [-0.1, -0.1]], dtype=float32)
+    """
+    inner = with_extra_args_support(inner)
+    if not is_elementwise(inner):
+        return inner
+
+    def init_fn(params):
+        return PackedState(inner.init(pack(params)))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        layout = _layout_in(state.inner_state)
+        as_tree = not isinstance(updates, Packed)
+        flat = pack(updates, layout)
+        flat_params = None if params is None else pack(params, flat.layout)
+        flat, inner_state = inner.update(
+            flat, state.inner_state, flat_params, **extra_args
+        )
+        return (flat.unpack() if as_tree else flat), PackedState(inner_state)
+
+    return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
