@@ -92,3 +92,95 @@ CASES: list[Case] = [
         lambda lib: lib.chain(lib.clip_by_global_norm(1.0), lib.adamw(1e-3)),
     ),
 ]
+
+
+def _optaxish_impl(build: Callable[[Any], Any], packed_params: bool = False) -> Impl:
+    import optaxish
+
+    tx = build(optaxish)
+    impl = transform_impl(tx, optaxish.apply_updates)
+    if not packed_params:
+        return impl
+    return Impl(
+        init=impl.init,
+        step=impl.step,
+        wrap=optaxish.packing.pack,
+        unwrap=lambda p: p.unpack(),
+    )
+
+
+def _optax_impl(build: Callable[[Any], Any]) -> Callable[[], Impl]:
+    def make() -> Impl:
+        import optax
+
+        return transform_impl(build(optax), optax.apply_updates)
+
+    return make
+
+
+def _against_ours(
+    name: str, description: str, build: Callable[[Any], Any], ref_label: str, ref_build
+) -> Case:
+    """A row comparing two optaxish transformations (a wrapper against its inner)."""
+    return Case(
+        name=name,
+        description=description,
+        ours=lambda: _optaxish_impl(build),
+        ref=lambda: _optaxish_impl(ref_build),
+        ref_name=ref_label,
+        rtol=float("inf"),  # different math on purpose: no agreement check
+    )
+
+
+def _adam(lib: Any) -> Any:
+    return lib.adam(1e-3)
+
+
+CASES += [
+    # The packed engine on user-held trees: gradients packed, updates split per step.
+    Case(
+        "adam_packed_tree",
+        "packing.packed(adam(1e-3)) on parameter trees",
+        ours=lambda: _optaxish_impl(lambda lib: lib.packing.packed(lib.adam(1e-3))),
+        ref=_optax_impl(_adam),
+        bytes_per_param=28,
+    ),
+    # The packed engine with parameters held packed (packing.pack): no per-leaf work.
+    Case(
+        "adam_packed",
+        "packing.packed(adam(1e-3)) on packed parameters",
+        ours=lambda: _optaxish_impl(
+            lambda lib: lib.packing.packed(lib.adam(1e-3)), packed_params=True
+        ),
+        ref=_optax_impl(_adam),
+        bytes_per_param=28,
+    ),
+    _against_ours(
+        "clip_adamw_vs_adamw",
+        "chain(clip_by_global_norm(1.0), adamw(1e-3)) vs adamw(1e-3)",
+        lambda lib: lib.chain(lib.clip_by_global_norm(1.0), lib.adamw(1e-3)),
+        "optaxish.adamw",
+        lambda lib: lib.adamw(1e-3),
+    ),
+    _against_ours(
+        "inject_adam_vs_adam",
+        "inject_hyperparams(adam)(learning_rate=1e-3) vs adam(1e-3)",
+        lambda lib: lib.inject_hyperparams(lib.adam)(learning_rate=1e-3),
+        "optaxish.adam",
+        _adam,
+    ),
+    _against_ours(
+        "multisteps_mini_vs_adam",
+        "MultiSteps(adam(1e-3), every_k_schedule=10**9) mini-step vs adam(1e-3)",
+        lambda lib: lib.MultiSteps(lib.adam(1e-3), every_k_schedule=10**9),
+        "optaxish.adam",
+        _adam,
+    ),
+    _against_ours(
+        "apply_if_finite_vs_adam",
+        "apply_if_finite(adam(1e-3), 10) vs adam(1e-3)",
+        lambda lib: lib.apply_if_finite(lib.adam(1e-3), 10),
+        "optaxish.adam",
+        _adam,
+    ),
+]

@@ -143,11 +143,24 @@ class Impl:
       step: ``step(params, grads, state) -> (params, state)``; it is jitted by the
         harness with ``donate_argnums``.
       donate_argnums: which ``step`` arguments are donated (params and state).
+      wrap: turns the parameter (and gradient) tree into the form ``step``
+        holds them in, e.g. ``optaxish.packing.pack``; ``None`` keeps the tree.
+      unwrap: the inverse of ``wrap``, to compare parameters between sides.
     """
 
     init: Callable[[Any], Any]
     step: Callable[[Any, Any, Any], tuple[Any, Any]]
     donate_argnums: tuple[int, ...] = (0, 2)
+    wrap: Callable[[Any], Any] | None = None
+    unwrap: Callable[[Any], Any] | None = None
+
+    def as_tree(self, params: Any) -> Any:
+        """``params`` in this impl's form, back as the plain tree."""
+        return params if self.unwrap is None else self.unwrap(params)
+
+    def held(self, tree: Any) -> Any:
+        """``tree`` in the form this impl holds parameters and gradients in."""
+        return tree if self.wrap is None else self.wrap(tree)
 
 
 def transform_impl(tx: Any, apply_updates: Callable[[Any, Any], Any]) -> Impl:
@@ -204,12 +217,21 @@ class StepRunner:
         self, impl: Impl, params_np: Any, grads: Any, compiled: Any | None = None
     ):
         self.fn = compiled or jax.jit(impl.step, donate_argnums=impl.donate_argnums)
+
         # One jitted call builds both (see `tree_to_device`); the copies keep any
         # state leaf from aliasing a (donated) parameter buffer.
-        self.params, self.state = jax.jit(
-            lambda p: (jax.tree.map(jnp.copy, p), jax.tree.map(jnp.copy, impl.init(p)))
-        )(params_np)
-        self.grads = grads
+        def setup(p):
+            p = impl.held(p)
+            return jax.tree.map(jnp.copy, p), jax.tree.map(jnp.copy, impl.init(p))
+
+        self.params, self.state = jax.jit(setup)(params_np)
+        self.grads = jax.jit(impl.held)(grads)
+        self.impl = impl
+
+    @property
+    def params_tree(self) -> Any:
+        """The current parameters as the plain tree."""
+        return self.impl.as_tree(self.params)
 
     def __call__(self, k: int) -> None:
         p, s = self.params, self.state
@@ -294,6 +316,7 @@ def time_compile_interleaved(
     names = list(impls)
 
     def once(impl: Impl, p_abs: Any) -> tuple[float, float, Any]:
+        p_abs = jax.eval_shape(impl.held, p_abs)
         s_abs = jax.eval_shape(impl.init, p_abs)
 
         def fresh_step(params, grads, state):

@@ -96,7 +96,7 @@ def _step_row(
     }
     for run in runners.values():
         run(cfg["warmup"])
-    diff = H.max_rel_diff(runners[OURS].params, runners[case.ref_name].params)
+    diff = H.max_rel_diff(runners[OURS].params_tree, runners[case.ref_name].params_tree)
     if case.bytes_per_param:
         runners["triad"] = H.TriadRunner(n_params)
         runners["triad"](3)

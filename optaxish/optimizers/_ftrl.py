@@ -57,6 +57,8 @@ class Ftrl(Optimizer):
       ['accumulator', 'linear']
     """
 
+    _slots_variable_major = True  # tf-keras' Ftrl: both slots per variable
+
     def __init__(
         self,
         learning_rate: Any = 0.001,
@@ -120,20 +122,6 @@ class Ftrl(Optimizer):
             self._initial_accumulator_value,
             self._l2_shrinkage_regularization_strength,
         )
-
-    def _weight_entries(self) -> list[tuple[str, int | None, str | None]]:
-        # tf-keras' Ftrl creates both slots of a variable before the next one.
-        if not self._vars:
-            return []
-        out: list[tuple[str, int | None, str | None]] = [
-            (f"{self._name}/iter:0", None, None)
-        ]
-        for batch in self._batches:
-            for i in batch:
-                shared = self._vars[i]._shared_name
-                for keras_name, field in self._slot_fields():
-                    out.append((f"{self._name}/{shared}/{keras_name}:0", i, field))
-        return out
 
     def get_config(self) -> dict[str, Any]:
         """The config: ``name``, ``learning_rate``, ``decay``,

@@ -20,8 +20,72 @@ from optaxish.optimizers._checks import check_var, unique_variables
 
 
 class MinimizeMixin:
-    """``minimize``; relies on the base's ``_key``, ``_register``, ``_run``,
-    ``_update_values``, ``_state``, ``_steps`` and ``_traces``."""
+    """``minimize``, ``get_gradients``, ``get_updates``; relies on the base's
+    ``_key``, ``_register``, ``_run``, ``_update_values``, ``_clipper``,
+    ``_state``, ``_steps`` and ``_traces``."""
+
+    def get_gradients(self, loss: Callable[[], Any], params: Any) -> list[jax.Array]:
+        """The gradients of ``loss()`` with respect to ``params``, clipped.
+
+        ``loss`` is a zero-argument callable over variables (there are no
+        graph tensors here); ``params`` a variable or a list of them. The
+        gradients are clipped as the ``clipvalue``/``clipnorm``/
+        ``global_clipnorm`` kwargs say (as TF 2.0-2.3's ``get_gradients``;
+        later tf-keras versions clip only in ``apply_gradients``). A variable
+        the loss does not depend on gets zeros (tf-keras raises for a
+        ``None`` gradient). Runs eagerly: nothing is stepped or compiled.
+
+        Raises:
+          ValueError: when ``loss`` is not callable.
+          TypeError: for a non-variable in ``params``.
+
+        Examples:
+          >>> from optaxish import Variable
+          >>> from optaxish.optimizers import SGD
+          >>> v = Variable([3.0, 4.0])
+          >>> grads = SGD(clipnorm=1.0).get_gradients(lambda: 5.0 * (v * v).sum(), [v])
+          >>> grads[0]
+          Array([0.6, 0.8], dtype=float32)
+        """
+        if not callable(loss):
+            raise ValueError(
+                "`loss` must be a zero-argument callable here (no graph tensors). "
+                f"Received: loss={loss!r}"
+            )
+        variables = [params] if isinstance(params, Variable) else list(params)
+        for v in variables:
+            check_var(v)
+        unique_variables(variables, "params")
+
+        def pure(vals):
+            with Variable._bind(variables, list(vals)):
+                return jnp.asarray(loss())
+
+        out, vjp = jax.vjp(pure, [v.value for v in variables])
+        (grads,) = vjp(jnp.ones_like(out))
+        for tx in self._clipper():
+            grads, _ = tx.update(grads, tx.init(grads))
+        return list(grads)
+
+    def get_updates(self, loss: Callable[[], Any], params: Any) -> list[jax.Array]:
+        """The legacy (Keras 1) step: applies one step, returns ``[iterations]``.
+
+        Same as tf-keras' ``[apply_gradients(zip(get_gradients(loss, params),
+        params))]`` run eagerly: the step happens now (it is
+        :meth:`minimize`, compiled, with the gradients clipped once) and the
+        list holds the new ``iterations``. New code should call
+        :meth:`minimize` or :meth:`apply_gradients`.
+
+        Examples:
+          >>> from optaxish import Variable
+          >>> from optaxish.optimizers import SGD
+          >>> v = Variable(1.0)
+          >>> opt = SGD(0.5)
+          >>> [int(i) for i in opt.get_updates(lambda: v * v, [v])], v.numpy()
+          ([1], array(0., dtype=float32))
+        """
+        variables = [params] if isinstance(params, Variable) else list(params)
+        return [self.minimize(loss, variables)]
 
     def minimize(
         self,
@@ -79,7 +143,7 @@ class MinimizeMixin:
 
                 out, vjp = jax.vjp(pure, list(values))
                 (grads,) = vjp(jnp.ones_like(out) if seed is None else seed)
-                return self._update_values(state, values, grads)
+                return self._update_values(state, values, grads, variables)
 
             return step
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 
 from optaxish import slots
 from optaxish._base import GradientTransformation
@@ -115,46 +114,23 @@ class Nadam(Optimizer):
     def _static_key(self) -> tuple:
         return (float(self.epsilon), self._schedule_decay)
 
-    def _update_values(self, state: OptimizerState, values, grads):
+    def _non_slot_weights(self) -> list[tuple[str, str, float]]:
+        return [(_CACHE, _CACHE, 1.0)]
+
+    def _compute_updates(
+        self, state: OptimizerState, values, grads, variables=None, aggregate=True
+    ):
         # tf-keras keeps one momentum cache for all variables, advanced once
         # per step: every variable's core state starts the step from it.
         cache = state.hyperparams[_CACHE]
         inner = tuple(slots.set(st, "mu_product", cache) for st in state.inner_state)
-        new_state, new_values = super()._update_values(
-            state._replace(inner_state=inner), values, grads
+        new_state, updates = super()._compute_updates(
+            state._replace(inner_state=inner), values, grads, variables, aggregate
         )
         if new_state.inner_state:
             cache = slots.get(new_state.inner_state[0], "mu_product")
         hp = {**new_state.hyperparams, _CACHE: cache}
-        return new_state._replace(hyperparams=hp), new_values
-
-    def _weight_entries(self) -> list[tuple[str, int | None, str | None]]:
-        entries = super()._weight_entries()
-        if not entries:
-            return entries
-        # Index -1 marks the shared cache (see `_weight_value`/`set_weights`).
-        cache = (f"{self._name}/{_CACHE}:0", -1, "mu_product")
-        return [entries[0], cache, *entries[1:]]
-
-    def _weight_value(self, index: int | None, field: str | None) -> Any:
-        if index == -1:
-            return self._state.hyperparams[_CACHE]
-        return super()._weight_value(index, field)
-
-    def set_weights(self, weights: list[Any]) -> None:
-        """Loads a list in :meth:`get_weights` order (a tf-keras list works).
-
-        Raises:
-          ValueError: on a wrong length or shape; nothing changes then.
-        """
-        weights = list(weights)
-        # The base class checks everything and writes the cache entry into the
-        # last variable's (unused between steps) product; keep the real one.
-        super().set_weights(weights)
-        if self._vars:
-            cache = jnp.asarray(np.asarray(weights[1], np.float32))
-            hp = {**self._state.hyperparams, _CACHE: cache}
-            self._state = self._state._replace(hyperparams=hp)
+        return new_state._replace(hyperparams=hp), updates
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Any:

@@ -24,15 +24,22 @@ from optaxish import _numerics, slots
 from optaxish._base import GradientTransformation
 from optaxish._variable import Variable
 from optaxish.optimizers import schedules
+from optaxish.optimizers._aggregation import (
+    all_reduce_sum_gradients,
+    check_transformers,
+    clip_transforms,
+    process_gradients,
+)
 from optaxish.optimizers._checks import (
     check_grad,
     check_var,
     parse_pairs,
     unique_variables,
 )
+from optaxish.optimizers._custom import CustomHooksMixin
+from optaxish.optimizers._functional import FunctionalMixin
 from optaxish.optimizers._minimize import MinimizeMixin
 from optaxish.optimizers._slots_weights import SlotsWeightsMixin
-from optaxish.transforms import clip, clip_by_global_norm, clip_by_norm
 
 _ALLOWED_KWARGS = {"clipnorm", "clipvalue", "lr", "decay", "global_clipnorm"}
 
@@ -57,7 +64,7 @@ def _f32(value: Any) -> jax.Array:
     return jnp.asarray(np.asarray(value, np.float32))
 
 
-class Optimizer(SlotsWeightsMixin, MinimizeMixin):
+class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMixin):
     """Base class of the Keras-style optimizers (tf-keras ``OptimizerV2``).
 
     Subclasses call ``super().__init__(name, **kwargs)``, then
@@ -78,6 +85,16 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
 
     Args:
       name: the optimizer name (weight names start with it).
+      gradient_aggregator: a callable on the list of ``(gradient, variable)``
+        pairs returning the aggregated pairs, run first in each step unless
+        ``experimental_aggregate_gradients=False``; by default
+        :func:`all_reduce_sum_gradients` over ``axis_name``.
+      gradient_transformers: callables on the pairs, run in order after the
+        aggregation and the clipping (then no clip kwarg may be set).
+      axis_name: the name of the mapped axis (``jax.shard_map``/``pmap``)
+        whose devices are the replicas: when the step runs inside it (see
+        :meth:`stateless_apply`) the default aggregator sums the gradients
+        over it. Also a plain attribute; not part of the config.
       **kwargs: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (clip
         gradients, in that tf-keras order: value, per-variable norm, global
         norm), ``lr`` (deprecated alias of ``learning_rate``) and ``decay``
@@ -98,7 +115,14 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
       (array([0.9, 2.1], dtype=float32), 1)
     """
 
-    def __init__(self, name: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        gradient_aggregator: Callable | None = None,
+        gradient_transformers: Iterable[Callable] | None = None,
+        axis_name: Any = None,
+        **kwargs: Any,
+    ) -> None:
         object.__setattr__(self, "_hyper_names", [])
         for k, v in kwargs.items():
             if k not in _ALLOWED_KWARGS:
@@ -127,6 +151,11 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
             "global_clipnorm": global_clipnorm,
             "clipvalue": kwargs.get("clipvalue"),
         }
+        self.gradient_transformers = check_transformers(
+            gradient_transformers, self._clip
+        )
+        self.gradient_aggregator = gradient_aggregator or all_reduce_sum_gradients
+        self.axis_name = axis_name
         self._initial_decay = float(kwargs.get("decay", 0.0) or 0.0)
         self._lr_fn: Any = None  # a schedule or a zero-argument callable
         self._vars: list[Variable] = []
@@ -160,7 +189,11 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
             hp[name] = _f32(value)
         self._state = self._state._replace(hyperparams=hp)
 
-    def _get_hyper(self, name: str) -> Any:
+    def _get_hyper(self, name: str, dtype: Any = None) -> Any:
+        if self._hook_trace is not None:  # in a custom optimizer's traced step
+            return self._traced_hyper(name, dtype)
+        if dtype is not None:
+            return self._get_hyper(name).astype(dtype)
         if name == "learning_rate" and self._lr_fn is not None:
             if isinstance(self._lr_fn, schedules.LearningRateSchedule):
                 return self._lr_fn
@@ -191,6 +224,8 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
     @property
     def iterations(self) -> jax.Array:
         """The number of steps taken (a copy, as an int32 scalar array)."""
+        if self._hook_trace is not None:  # in a custom optimizer's traced step
+            return self._hook_trace.iterations
         return jnp.array(self._state.iterations, copy=True)
 
     @iterations.setter
@@ -213,17 +248,29 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
     # -- the compiled step -------------------------------------------------------
 
     def _clipper(self) -> list[GradientTransformation]:
-        out = []
-        if self._clip["clipvalue"] is not None:
-            out.append(clip(self._clip["clipvalue"]))
-        if self._clip["clipnorm"] is not None:
-            out.append(clip_by_norm(self._clip["clipnorm"]))
-        if self._clip["global_clipnorm"] is not None:
-            out.append(clip_by_global_norm(self._clip["global_clipnorm"]))
-        return out
+        return clip_transforms(self._clip)
 
-    def _update_values(self, state: OptimizerState, values, grads):
-        """One traced step over a subset's states and values."""
+    def _update_values(
+        self, state: OptimizerState, values, grads, variables=None, aggregate=True
+    ):
+        """One traced step over a subset's states and values.
+
+        ``variables`` (the ``Variable`` objects, or ``None``) are what the
+        gradient aggregator and transformers see; ``aggregate`` is
+        ``experimental_aggregate_gradients``.
+        """
+        if self._uses_hooks():  # a custom `_resource_apply_dense`
+            return self._hook_update_values(state, values, grads, variables, aggregate)
+        new_state, updates = self._compute_updates(
+            state, values, grads, variables, aggregate
+        )
+        new_values = [(v + u).astype(v.dtype) for v, u in zip(values, updates)]
+        return new_state, new_values
+
+    def _compute_updates(
+        self, state: OptimizerState, values, grads, variables=None, aggregate=True
+    ):
+        """The traced step's ``(new_state, updates)`` (added to the values)."""
         it = state.iterations
         hp = dict(state.hyperparams)
         step = it.astype(jnp.float32)
@@ -232,20 +279,20 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
         lr = hp["learning_rate"]
         if self._initial_decay > 0:
             lr = lr / (1.0 + self._initial_decay * step)
-        grads = list(grads)
-        for tx in self._clipper():
-            grads, _ = tx.update(grads, tx.init(grads))
+        if variables is None:
+            variables = [None] * len(values)
+        grads = process_gradients(self, list(grads), variables, aggregate)
         core = self._core(lr, hp)
-        new_values, new_inner = [], []
+        updates, new_inner = [], []
         for v, g, st in zip(values, grads, state.inner_state):
             for piece in slots.paths(st):  # every counter follows `iterations`
                 if piece.slot == "count":
                     st = slots.set(st, piece, it)
             update, st = core.update(g, st, v)
-            new_values.append((v + update).astype(v.dtype))
+            updates.append(update)
             new_inner.append(st)
         new_state = OptimizerState(_numerics.safe_increment(it), hp, tuple(new_inner))
-        return new_state, new_values
+        return new_state, updates
 
     def _key(self, variables: list[Variable]) -> tuple:
         lr_key = (
@@ -255,10 +302,18 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
         )
         shapes = tuple((v.shape, str(v.dtype)) for v in variables)
         clip_key = tuple(self._clip.values())
-        return (shapes, lr_key, clip_key, self._static_key())
+        grad_key = (
+            self.gradient_aggregator,
+            tuple(self.gradient_transformers),
+            self.axis_name,
+        )
+        static = (self._static_key(), self._hook_key(variables))
+        return (shapes, lr_key, clip_key, grad_key, static)
 
     def _register(self, variables: list[Variable]) -> list[int]:
         """Creates slots for new variables; returns every variable's index."""
+        if self._uses_hooks():  # a custom `_create_slots`
+            return self._hook_register(variables)
         new = [v for v in variables if all(v is not w for w in self._vars)]
         if new:
             core = self._core(
@@ -337,17 +392,25 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
         ``None`` gradients are skipped with a warning. The gradients are
         clipped as the constructor's kwargs say, then each variable gets its
         update, then its constraint (if any), then ``iterations`` grows by 1.
-        ``name`` and ``experimental_aggregate_gradients`` are accepted for
-        tf-keras compatibility (no cross-device aggregation happens here).
+        In tf-keras' order, the gradients first go through
+        ``gradient_aggregator`` (skipped with
+        ``experimental_aggregate_gradients=False``), then the clipping, then
+        the ``gradient_transformers``. This call updates the variables in
+        place, so it runs on the host, outside ``jax.jit``/``shard_map``:
+        inside a mapped axis use :meth:`stateless_apply`, whose default
+        aggregator sums over ``axis_name``. ``name`` is accepted for tf-keras
+        compatibility.
 
         Raises:
           TypeError: for a pair that is not a ``(gradient, Variable)`` pair or
             a non-float variable or gradient dtype.
+          RuntimeError: for traced gradients (a call inside a JAX transform).
           ValueError: when no variable has a gradient, a variable appears
             twice, or a gradient's shape differs from its variable's. The
             optimizer and the variables are unchanged then.
         """
-        del name, experimental_aggregate_gradients
+        del name
+        aggregate = bool(experimental_aggregate_gradients)
         pairs = parse_pairs(grads_and_vars)
         if not pairs:
             return None
@@ -362,6 +425,12 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
         variables = [v for _, v in present]
         unique_variables(variables, "grads_and_vars")
         grads = [check_grad(g, v) for g, v in present]
+        if any(isinstance(g, jax.core.Tracer) for g in grads):
+            raise RuntimeError(
+                "`apply_gradients` updates variables in place and cannot be "
+                "called inside a JAX transformation (jit, shard_map, pmap, ...). "
+                "Use `optimizer.stateless_apply(...)` there."
+            )
         if missing:
             warnings.warn(
                 f"Gradients do not exist for variables {missing} when minimizing "
@@ -375,8 +444,9 @@ class Optimizer(SlotsWeightsMixin, MinimizeMixin):
         def make():
             def step(state, values, grads):
                 self._traces += 1
-                return self._update_values(state, values, grads)
+                return self._update_values(state, values, grads, variables, aggregate)
 
             return step
 
-        return self._run(("apply", self._key(variables)), make, indices, (grads,))
+        key = ("apply", aggregate, self._key(variables))
+        return self._run(key, make, indices, (grads,))

@@ -19,7 +19,19 @@ class SlotsWeightsMixin:
     ``_batches`` (indices of the variables whose slots were created together,
     per batch, as tf-keras' ``_create_slots`` does), ``_state`` and
     ``_slot_fields()`` (``[(keras slot name, core state field), ...]``).
+
+    Subclass hooks for the weight list: ``_non_slot_weights()`` (weights
+    kept in ``state.hyperparams``, listed after ``iterations``, as Nadam's
+    ``momentum_cache``) and ``_slots_variable_major`` (``True`` when tf-keras
+    creates all slots of a variable before the next variable, as Ftrl).
     """
+
+    _slots_variable_major = False
+
+    def _non_slot_weights(self) -> list[tuple[str, str, float]]:
+        """``[(keras weight name, hyperparams key, initial value)]``: float32
+        scalars shared by all variables, updated by the step (override)."""
+        return []
 
     def _var_position(self, var: Any) -> int:
         for i, v in enumerate(self._vars):
@@ -46,22 +58,34 @@ class SlotsWeightsMixin:
         return jnp.array(value, copy=True)  # the state's buffers get donated
 
     def _weight_entries(self) -> list[tuple[str, int | None, str | None]]:
-        """``(name, variable index, core field)`` in tf-keras weight order."""
+        """``(name, variable index, core field)`` in tf-keras weight order.
+
+        Index ``None`` is ``iterations``; index ``-1`` a non-slot weight whose
+        field is its ``hyperparams`` key.
+        """
         if not self._vars:
             return []
         out: list[tuple[str, int | None, str | None]] = [
             (f"{self._name}/iter:0", None, None)
         ]
+        for keras_name, key, _ in self._non_slot_weights():
+            out.append((f"{self._name}/{keras_name}:0", -1, key))
+        fields = self._slot_fields()
         for batch in self._batches:
-            for keras_name, field in self._slot_fields():
-                for i in batch:
-                    shared = self._vars[i]._shared_name
-                    out.append((f"{self._name}/{shared}/{keras_name}:0", i, field))
+            if self._slots_variable_major:
+                order = [(i, f) for i in batch for f in fields]
+            else:
+                order = [(i, f) for f in fields for i in batch]
+            for i, (keras_name, field) in order:
+                shared = self._vars[i]._shared_name
+                out.append((f"{self._name}/{shared}/{keras_name}:0", i, field))
         return out
 
     def _weight_value(self, index: int | None, field: str | None) -> Any:
         if index is None:
             return self._state.iterations
+        if index == -1:
+            return self._state.hyperparams[field]
         return slots.get(self._state.inner_state[index], field)
 
     @property
@@ -108,6 +132,7 @@ class SlotsWeightsMixin:
             )
         state = self._state
         inner = list(state.inner_state)
+        hp = dict(state.hyperparams)
         iterations = state.iterations
         for (_, i, f), w in zip(entries, weights):
             current = self._weight_value(i, f)
@@ -119,9 +144,13 @@ class SlotsWeightsMixin:
                 )
             if i is None:
                 iterations = jnp.asarray(np.asarray(w).astype(np.int64), jnp.int32)
+            elif i == -1:
+                hp[f] = jnp.asarray(np.asarray(w, np.dtype(current.dtype)))
             else:
                 inner[i] = slots.set(inner[i], f, np.asarray(w))
-        self._state = state._replace(iterations=iterations, inner_state=tuple(inner))
+        self._state = state._replace(
+            iterations=iterations, hyperparams=hp, inner_state=tuple(inner)
+        )
 
     # -- config ---------------------------------------------------------------
 

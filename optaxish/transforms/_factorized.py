@@ -34,17 +34,39 @@ def _decay_rate_pow(
     return 1.0 - t ** (-exponent)
 
 
+_FACTORED_AXES = ("largest", "last_two")
+
+
 def _factored_dims(
-    shape: tuple[int, ...], factored: bool, min_dim_size_to_factor: int
+    shape: tuple[int, ...],
+    factored: bool,
+    min_dim_size_to_factor: int,
+    factored_axes: str = "largest",
 ) -> tuple[int, int] | None:
-    # The axes (second largest, largest) to factor over, or None when the leaf
-    # keeps a full second moment (rank < 2 or its two largest axes are small).
+    # The axes (d_col, d_row) to factor over: `v_row` averages over d_row and
+    # `v_col` over d_col. "largest": (second largest, largest), as optax;
+    # "last_two": (ndim - 2, ndim - 1), as Keras. None when the leaf keeps a
+    # full second moment (rank < 2, or the smaller of the two axes is short).
     if not factored or len(shape) < 2:
         return None
-    order = np.argsort(shape)
-    if shape[order[-2]] < min_dim_size_to_factor:
+    if factored_axes == "last_two":
+        dims = len(shape) - 2, len(shape) - 1
+    else:
+        order = np.argsort(shape)
+        dims = int(order[-2]), int(order[-1])
+    if min(shape[dims[0]], shape[dims[1]]) < min_dim_size_to_factor:
         return None
-    return int(order[-2]), int(order[-1])
+    return dims
+
+
+def last_two_second_moment(v_row: jax.Array, v_col: jax.Array) -> jax.Array:
+    """The full second moment that ``"last_two"`` factors stand for.
+
+    ``(v_row / mean(v_row, -1))[..., :, None] * v_col[..., None, :]``: Keras 3
+    ``Adafactor``'s ``v`` slot of a factored variable (internal helper).
+    """
+    row = v_row / jnp.mean(v_row, axis=-1, keepdims=True)
+    return jnp.expand_dims(row, -1) * jnp.expand_dims(v_col, -2)
 
 
 def _drop_axis(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
@@ -83,13 +105,15 @@ def scale_by_factored_rms(
     decay_rate_fn: Callable[
         [jax.typing.ArrayLike, jax.typing.ArrayLike], jax.typing.ArrayLike
     ] = _decay_rate_pow,
+    *,
+    factored_axes: str = "largest",
 ) -> GradientTransformationExtraArgs:
     """Divides updates by a factored estimate of their RMS (Adafactor).
 
     With ``beta_t = decay_rate_fn(count - step_offset, decay_rate)`` (by default
     ``1 - (t + 1) ** -decay_rate``) and ``s = g**2 + epsilon``:
 
-    * a leaf whose two largest axes both have at least
+    * a leaf whose two factored axes (``factored_axes``) both have at least
       ``min_dim_size_to_factor`` entries keeps only row and column means of
       ``s`` (``beta_t`` averages), and is scaled by
       ``g / sqrt(v_row / mean(v_row)) / sqrt(v_col)``;
@@ -104,13 +128,19 @@ def scale_by_factored_rms(
         least this long.
       epsilon: added to ``g**2``.
       decay_rate_fn: ``f(step, decay_rate) -> beta_t``.
+      factored_axes: which two axes of a rank >= 2 leaf are factored.
+        ``"largest"`` (optax): the two largest axes; ``v_row`` drops the
+        largest and ``v_col`` the second largest. ``"last_two"`` (Keras 3's ``Adafactor``): the
+        last two axes; ``v_row`` has shape ``shape[:-1]`` (Keras' ``r``) and
+        ``v_col`` shape ``shape[:-2] + shape[-1:]`` (Keras' ``c``).
 
     Returns:
       A :class:`~optaxish.GradientTransformationExtraArgs`; its state is a
       :class:`FactoredState`.
 
     Raises:
-      ValueError: for a negative ``epsilon`` or ``min_dim_size_to_factor``.
+      ValueError: for a negative ``epsilon`` or ``min_dim_size_to_factor``, or
+        an unknown ``factored_axes``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -130,9 +160,17 @@ def scale_by_factored_rms(
     """
     _check_non_negative("epsilon", epsilon)
     _check_non_negative("min_dim_size_to_factor", min_dim_size_to_factor)
+    if factored_axes not in _FACTORED_AXES:
+        raise ValueError(
+            "`factored_axes` must be one of "
+            f"{_FACTORED_AXES}. Received: factored_axes={factored_axes!r}"
+        )
+
+    def dims_of(shape):
+        return _factored_dims(shape, factored, min_dim_size_to_factor, factored_axes)
 
     def init_leaf(p):
-        dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
+        dims = dims_of(p.shape)
         if dims is None:
             return _placeholder(p.dtype), _placeholder(p.dtype), jnp.zeros_like(p)
         d_col, d_row = dims
@@ -150,7 +188,7 @@ def scale_by_factored_rms(
 
     def update_leaf(g, v_row, v_col, v, beta):
         sq = abs_sq(g) + epsilon
-        dims = _factored_dims(g.shape, factored, min_dim_size_to_factor)
+        dims = dims_of(g.shape)
         if dims is None:
             new_v = (beta * v + (1.0 - beta) * sq).astype(v.dtype)
             return (g * new_v**-0.5).astype(g.dtype), v_row, v_col, new_v

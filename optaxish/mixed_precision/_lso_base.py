@@ -1,0 +1,373 @@
+"""What both ``LossScaleOptimizer`` signatures share: delegation and the step.
+
+The loss scale is a core loss-scale value (:class:`~optaxish.loss_scale.
+DynamicLossScale` or :class:`~optaxish.loss_scale.StaticLossScale`, a pytree)
+held next to the inner optimizer. One compiled function per step checks the
+gradients, runs the inner optimizer's pure ``_update_values`` under
+``jax.lax.cond`` (skipped for non-finite gradients under a dynamic scale) and
+adjusts the scale; the inner state, the variables' values and the loss scale
+are donated to it. Scaling and unscaling are the core value's ``scale`` and
+``unscale``; the rule is its ``adjust``: this module holds no math.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optaxish._numerics import safe_increment
+from optaxish._variable import Variable
+from optaxish.loss_scale import DynamicLossScale, all_finite
+from optaxish.optimizers import Optimizer
+from optaxish.optimizers._checks import (
+    check_grad,
+    check_var,
+    parse_pairs,
+    unique_variables,
+)
+
+_EXAMPLE = """
+    loss, grads = jax.value_and_grad(
+        lambda w: opt.get_scaled_loss(loss_fn(w)))(var.value)
+    (grads,) = opt.get_unscaled_gradients([grads])
+    opt.apply_gradients([(grads, var)])"""
+
+
+def _copy(tree: Any) -> Any:
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
+def _cast_like(new: Any, old: Any) -> Any:
+    """``new`` with ``old``'s dtypes (both ``lax.cond`` branches must agree)."""
+    return jax.tree.map(
+        lambda n, o: jnp.asarray(n).astype(jnp.asarray(o).dtype), new, old
+    )
+
+
+def _scaling_warning(scaled: bool, unscaled: bool) -> None:
+    if scaled and unscaled:
+        return
+    missing = [
+        name
+        for name, done in (
+            ("get_scaled_loss()", scaled),
+            ("get_unscaled_gradients()", unscaled),
+        )
+        if not done
+    ]
+    warnings.warn(
+        "You forgot to call LossScaleOptimizer."
+        + " and LossScaleOptimizer.".join(missing)
+        + " before calling LossScaleOptimizer.apply_gradients(). This will "
+        "likely result in worse model quality, so please call them in the "
+        f"correct places! For example:{_EXAMPLE}",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+class LossScaleOptimizerBase:
+    """Shared by both ``LossScaleOptimizer`` signatures (not public).
+
+    Subclasses call :meth:`_setup` with the inner optimizer and a core
+    loss-scale value, and set ``_skip_counts_iterations`` (tf-keras 2.4+:
+    a skipped step still increments ``iterations``; TF 2.2: it does not).
+    """
+
+    _skip_counts_iterations = True
+
+    def _setup(self, inner: Optimizer, loss_scale: Any) -> None:
+        object.__setattr__(self, "_optimizer", inner)
+        # Copies: the step donates these buffers.
+        self._loss_scale = _copy(loss_scale)
+        self._steps: dict[Any, Callable] = {}
+        self._traces = 0
+        self._loss_has_been_scaled = False
+        self._gradients_have_been_unscaled = False
+        inner._is_wrapped_by_loss_scale_optimizer = True
+
+    # -- delegation (tf-keras: hyperparameters, iterations, weights) -----------
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("_optimizer")
+        key = "learning_rate" if name == "lr" else name
+        if inner is not None and key in inner.__dict__.get("_hyper_names", ()):
+            return inner._get_hyper(key)
+        raise AttributeError(
+            f"'{type(self).__name__}' object has no attribute '{name}'"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        inner = self.__dict__.get("_optimizer")
+        key = "learning_rate" if name == "lr" else name
+        own = key in self.__dict__ or hasattr(type(self), key)
+        if inner is not None and not own and key in inner._hyper_names:
+            inner._set_hyper(key, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self._optimizer._hyper_names, "lr"})
+
+    @property
+    def inner_optimizer(self) -> Optimizer:
+        """The wrapped optimizer."""
+        return self._optimizer
+
+    @property
+    def learning_rate(self) -> Any:
+        """The inner optimizer's learning rate (get and set)."""
+        return self._optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: Any) -> None:
+        self._optimizer.learning_rate = value
+
+    @property
+    def lr(self) -> Any:
+        """Alias of :attr:`learning_rate`."""
+        return self._optimizer.learning_rate
+
+    @lr.setter
+    def lr(self, value: Any) -> None:
+        self._optimizer.learning_rate = value
+
+    @property
+    def iterations(self) -> jax.Array:
+        """The inner optimizer's ``iterations`` (get and set)."""
+        return self._optimizer.iterations
+
+    @iterations.setter
+    def iterations(self, value: Any) -> None:
+        self._optimizer.iterations = value
+
+    @property
+    def weights(self) -> list[Variable]:
+        """The inner optimizer's weights (the loss scale is not among them)."""
+        return self._optimizer.weights
+
+    def variables(self) -> list[Variable]:
+        """The inner optimizer's ``variables()``."""
+        return self._optimizer.variables()
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The inner optimizer's ``get_weights()``."""
+        return self._optimizer.get_weights()
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """The inner optimizer's ``set_weights(weights)``."""
+        self._optimizer.set_weights(weights)
+
+    def get_slot_names(self) -> list[str]:
+        """The inner optimizer's slot names."""
+        return self._optimizer.get_slot_names()
+
+    def build(self, var_list: Iterable[Variable]) -> None:
+        """Creates the inner optimizer's slots for ``var_list`` now."""
+        self._optimizer.build(var_list)
+
+    # -- scaling ------------------------------------------------------------------
+
+    def get_scaled_loss(self, loss: Any) -> Any:
+        """``loss * loss_scale`` (the scale cast to the loss dtype).
+
+        A callable ``loss`` gives a callable that scales its result (with the
+        scale current at call time).
+        """
+        self._loss_has_been_scaled = True
+        if callable(loss):
+            return lambda: self._loss_scale.scale(jnp.asarray(loss()))
+        return self._loss_scale.scale(jnp.asarray(loss))
+
+    def get_unscaled_gradients(self, grads: Iterable[Any]) -> list[Any]:
+        """Each gradient divided by the loss scale; ``None`` entries are kept."""
+        self._gradients_have_been_unscaled = True
+        return [
+            None if g is None else self._loss_scale.unscale(jnp.asarray(g))
+            for g in grads
+        ]
+
+    def get_gradients(self, loss: Callable[[], Any], params: Any) -> list[Any]:
+        """The inner ``get_gradients`` of the scaled loss, unscaled.
+
+        ``loss`` is a zero-argument callable (see the inner optimizer's
+        ``get_gradients``); nothing is stepped.
+        """
+        grads = self._optimizer.get_gradients(self.get_scaled_loss(loss), params)
+        return self.get_unscaled_gradients(grads)
+
+    # -- the compiled step --------------------------------------------------------
+
+    def _body(self, sub, ls, values, grads, variables, aggregate=True):
+        """One traced step: ``(inner sub-state, loss scale, values)`` out."""
+        inner = self._optimizer
+
+        def inner_step():
+            return inner._update_values(sub, values, grads, variables, aggregate)
+
+        if not isinstance(ls, DynamicLossScale):  # a fixed scale never skips
+            new_sub, new_values = inner_step()
+            return new_sub, ls, list(new_values)
+        finite = all_finite(grads)
+
+        def apply():
+            new_sub, new_values = inner_step()
+            return _cast_like(new_sub, sub), _cast_like(list(new_values), values)
+
+        def skip():
+            it = sub.iterations
+            if self._skip_counts_iterations:
+                it = safe_increment(it)
+            return sub._replace(iterations=it), list(values)
+
+        new_sub, new_values = jax.lax.cond(finite, apply, skip)
+        return new_sub, ls.adjust(finite), new_values
+
+    def _run(self, key: Any, make: Callable, indices: list[int], args: tuple):
+        fn = self._steps.get(key)
+        if fn is None:
+            fn = self._steps[key] = jax.jit(make(), donate_argnums=(0, 1, 2))
+        inner = self._optimizer
+        sub, values = inner._prepare(indices)
+        new_sub, new_ls, new_values = fn(sub, self._loss_scale, values, *args)
+        self._loss_scale = new_ls
+        inner._commit(indices, new_sub, new_values)
+        return inner.iterations
+
+    def _key(self, kind: str, variables: list[Variable]) -> tuple:
+        return (
+            kind,
+            self._optimizer._key(variables),
+            type(self._loss_scale).__name__,
+        )
+
+    def apply_gradients(
+        self,
+        grads_and_vars: Iterable[tuple[Any, Variable]],
+        name: str | None = None,
+        experimental_aggregate_gradients: bool = True,
+    ) -> jax.Array | None:
+        """Applies one step and updates the loss scale; returns ``iterations``.
+
+        The gradients must already be unscaled (:meth:`get_unscaled_gradients`;
+        a warning says so if neither scaling method was ever called). Under a
+        dynamic scale a step with a NaN or infinite gradient is skipped: the
+        variables and the slots stay bit-identical and the scale is halved.
+
+        Raises:
+          TypeError, ValueError: as the inner optimizer's ``apply_gradients``;
+            nothing changes then.
+        """
+        del name
+        aggregate = bool(experimental_aggregate_gradients)
+        _scaling_warning(self._loss_has_been_scaled, self._gradients_have_been_unscaled)
+        pairs = parse_pairs(grads_and_vars)
+        if not pairs:
+            return None
+        present = [(g, v) for g, v in pairs if g is not None]
+        if not present:
+            raise ValueError(
+                f"No gradients provided for any variable: {[v.name for _, v in pairs]}."
+            )
+        missing = [v.name for g, v in pairs if g is None]
+        variables = [v for _, v in present]
+        unique_variables(variables, "grads_and_vars")
+        grads = [check_grad(g, v) for g, v in present]
+        if any(isinstance(g, jax.core.Tracer) for g in grads):
+            raise RuntimeError(
+                "`apply_gradients` updates variables in place and cannot be "
+                "called inside a JAX transformation (jit, shard_map, pmap, ...)."
+            )
+        if missing:
+            warnings.warn(
+                f"Gradients do not exist for variables {missing} when minimizing "
+                "the loss.",
+                UserWarning,
+                stacklevel=2,
+            )
+        indices = self._optimizer._register(variables)
+
+        def make():
+            def step(sub, ls, values, grads):
+                self._traces += 1
+                return self._body(sub, ls, values, grads, variables, aggregate)
+
+            return step
+
+        key = (*self._key("apply", variables), aggregate)
+        return self._run(key, make, indices, (grads,))
+
+    def minimize(
+        self,
+        loss: Callable[[], Any],
+        var_list: Any,
+        grad_loss: Any = None,
+        name: str | None = None,
+        tape: Any = None,
+    ) -> jax.Array:
+        """Differentiates the scaled ``loss()``, unscales, applies one step.
+
+        As the inner optimizer's ``minimize`` (one compiled function per loss
+        function and variable structure), with ``loss() * loss_scale``
+        differentiated so that small float16 gradients survive, and the
+        gradients divided by the scale before the step.
+
+        Raises:
+          ValueError: when ``loss`` is not callable.
+          TypeError: for a non-variable in ``var_list``.
+        """
+        del name
+        if not callable(loss) or tape is not None:
+            raise ValueError(
+                "Only a callable loss (and no `tape`) is supported. Received: "
+                f"loss={loss!r}, tape={tape!r}."
+            )
+        if callable(var_list) and not isinstance(var_list, Variable):
+            var_list = var_list()
+        variables = [var_list] if isinstance(var_list, Variable) else list(var_list)
+        for v in variables:
+            check_var(v)
+        unique_variables(variables, "var_list")
+        self._loss_has_been_scaled = self._gradients_have_been_unscaled = True
+        seed = None if grad_loss is None else jnp.asarray(grad_loss)
+        base = (self._key("minimize", variables), loss, seed is None)
+        extras: list[Variable] = self._steps.get(("extras", *base), [])
+        indices = self._optimizer._register(variables)
+        unbound: list[Variable] = []
+
+        def make(extra_vars, counting=True):
+            def step(sub, ls, values, extra_values, seed):
+                self._traces += counting
+
+                def pure(vals):
+                    with Variable._bind(
+                        variables + extra_vars, list(vals) + list(extra_values)
+                    ) as scope:
+                        out = ls.scale(jnp.asarray(loss()))
+                    unbound.extend(scope.unbound_reads)
+                    return out
+
+                out, vjp = jax.vjp(pure, list(values))
+                (grads,) = vjp(jnp.ones_like(out) if seed is None else seed)
+                return self._body(sub, ls, values, ls.unscale(grads), variables)
+
+            return step
+
+        key = (*base, tuple(id(v) for v in extras))
+        if key not in self._steps:
+            # Trace once to find the variables the loss reads but nobody binds.
+            sub, values = self._optimizer._prepare(indices)
+            args = ([v.value for v in extras], seed)
+            jax.eval_shape(make(extras, False), sub, self._loss_scale, values, *args)
+            for v in unbound:
+                if all(v is not w for w in extras):
+                    extras = [*extras, v]
+            self._steps[("extras", *base)] = extras
+            key = (*base, tuple(id(v) for v in extras))
+        extra_values = [jnp.array(v.value) for v in extras]
+        return self._run(key, lambda: make(extras), indices, (extra_values, seed))

@@ -1,0 +1,215 @@
+"""The functional escape hatch of the Keras-style ``Optimizer`` (a mixin).
+
+For users who write their own ``jax.jit`` step: the optimizer's whole state
+as a pytree (:attr:`~FunctionalMixin.state`), a pure
+:meth:`~FunctionalMixin.stateless_apply` in Keras 3's spirit, and
+:meth:`~FunctionalMixin.transformation`, a core ``GradientTransformation``
+over any tree of parameters. All three run the same traced step as
+``apply_gradients`` (aggregation, clipping, transformers, the update, the
+``iterations`` increment), so the numbers are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from optaxish._base import GradientTransformationExtraArgs
+from optaxish._variable import Variable
+
+
+def _copy(tree: Any) -> Any:
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
+class FunctionalMixin:
+    """``state``, ``stateless_apply`` and ``transformation``; relies on the
+    base's ``_vars``, ``_state``, ``_prepare``, ``_register``, ``_core``,
+    ``_compute_updates``, ``_update_values`` and ``_non_slot_weights``."""
+
+    @property
+    def state(self) -> Any:
+        """A copy of the optimizer state over its variables (``OptimizerState``).
+
+        The ``optimizer_variables`` of :meth:`stateless_apply` (Keras 3's
+        ``optimizer.variables`` values): ``iterations``, the hyperparameters
+        (float32; a callable learning rate holds its current value) and one
+        core state per variable, in the order of ``build``/first use.
+        Assigning a state of the same structure (e.g. the result of a
+        hand-written loop) loads it.
+
+        Raises:
+          ValueError: when an assigned state has another structure, shape or
+            dtype (nothing changes then).
+
+        Examples:
+          >>> from optaxish import Variable
+          >>> from optaxish.optimizers import Adam
+          >>> opt = Adam(0.1)
+          >>> opt.build([Variable([1.0, 2.0])])
+          >>> state = opt.state
+          >>> int(state.iterations), sorted(state.hyperparams)
+          (0, ['beta_1', 'beta_2', 'decay', 'learning_rate'])
+        """
+        sub, _ = self._prepare(list(range(len(self._vars))))
+        return _copy(sub)
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        current = self._state
+        same = jax.tree.structure(value) == jax.tree.structure(current) and all(
+            jnp.shape(a) == jnp.shape(b) and jnp.result_type(a) == jnp.result_type(b)
+            for a, b in zip(jax.tree.leaves(value), jax.tree.leaves(current))
+        )
+        if not same:
+            raise ValueError(
+                f"The state assigned to optimizer {self._name} must have the "
+                "structure, shapes and dtypes of `optimizer.state`. Received: "
+                f"{jax.tree.structure(value)}; expected {jax.tree.structure(current)}."
+            )
+        object.__setattr__(self, "_state", _copy(value))
+
+    def stateless_apply(
+        self,
+        optimizer_variables: Any,
+        grads: Sequence[Any],
+        trainable_variables: Sequence[Any],
+        experimental_aggregate_gradients: bool = True,
+    ) -> tuple[list[jax.Array], Any]:
+        """One pure step: ``(new_trainable_values, new_optimizer_variables)``.
+
+        Keras 3's ``stateless_apply`` for a JAX training step:
+        ``optimizer_variables`` is an :attr:`state`, ``grads`` and
+        ``trainable_variables`` (values or ``Variable`` objects) are lists in
+        the order of the optimizer's variables (those of :meth:`build` or of
+        the first steps). Nothing in the optimizer or the variables changes,
+        so it can be ``jax.jit``-ed; it runs the same step as
+        ``apply_gradients``: the ``gradient_aggregator`` (by default a
+        ``psum`` over ``axis_name`` when called inside ``jax.shard_map`` or
+        ``pmap`` with that axis), the clipping, the ``gradient_transformers``,
+        the update, the variables' constraints, then ``iterations + 1``.
+        Static settings (clipping, schedule objects, ``epsilon``, ...) are read
+        when traced; numeric hyperparameters come from the state.
+
+        Raises:
+          ValueError: before :meth:`build`, or for a wrong state structure, a
+            wrong list length or a gradient of the wrong shape.
+
+        Examples:
+          >>> import jax
+          >>> from optaxish import Variable
+          >>> from optaxish.optimizers import Adam
+          >>> a = Variable([1.0, 2.0])
+          >>> opt = Adam(0.1)
+          >>> opt.build([a])
+          >>> step = jax.jit(opt.stateless_apply)
+          >>> (new_a,), state = step(opt.state, [[1.0, -1.0]], [a.value])
+          >>> new_a.round(4), int(state.iterations), int(opt.iterations)
+          (Array([0.9, 2.1], dtype=float32), 1, 0)
+        """
+        name = self._name
+        if not self._vars:
+            raise ValueError(
+                f"To call `stateless_apply`, {name} must be built (i.e. its "
+                "variables must have been created). You can build it via "
+                "`optimizer.build(trainable_variables)`."
+            )
+        n = len(self._vars)
+        for arg, items in (
+            ("trainable_variables", trainable_variables),
+            ("grads", grads),
+        ):
+            if len(items) != n:
+                raise ValueError(
+                    f"Argument `{arg}` must be a list of tensors corresponding "
+                    f"1:1 to {name}'s variables. Received list with length "
+                    f"{len(items)}, but expected {n} variables."
+                )
+        if jax.tree.structure(optimizer_variables) != jax.tree.structure(self._state):
+            raise ValueError(
+                "Argument `optimizer_variables` must have the structure of "
+                f"`optimizer.state`. Received: {jax.tree.structure(optimizer_variables)}"
+            )
+        values, gs = [], []
+        for var, value, grad in zip(self._vars, trainable_variables, grads):
+            value = value.value if isinstance(value, Variable) else value
+            values.append(jnp.asarray(value).astype(var.dtype))
+            grad = jnp.asarray(grad).astype(var.dtype)
+            if grad.shape != var.shape:
+                raise ValueError(
+                    f"The gradient of variable '{var.name}' has shape "
+                    f"{tuple(grad.shape)}; the variable has shape {var.shape}."
+                )
+            gs.append(grad)
+        self._register(list(self._vars))  # nothing new; marks the step's variables
+        new_state, new_values = self._update_values(
+            optimizer_variables,
+            values,
+            gs,
+            list(self._vars),
+            bool(experimental_aggregate_gradients),
+        )
+        for i, var in enumerate(self._vars):
+            if var.constraint is not None:
+                new_values[i] = jnp.asarray(var.constraint(new_values[i])).astype(
+                    var.dtype
+                )
+        return new_values, new_state
+
+    def transformation(self) -> GradientTransformationExtraArgs:
+        """This optimizer as a core transformation over any tree of params.
+
+        ``init(params)`` gives an ``OptimizerState`` (``iterations`` 0, the
+        current hyperparameters, non-slot weights at their initial values,
+        one core state per leaf) and ``update(grads, state, params)`` the
+        updates to add (``optaxish.apply_updates``), the same step as
+        ``apply_gradients``. ``params`` is required. Change a hyperparameter
+        by replacing ``state.hyperparams[name]``; a callable learning rate is
+        read once, at ``init``. Constraints are not applied (there are no
+        variables).
+
+        Examples:
+          >>> import jax.numpy as jnp
+          >>> import optaxish
+          >>> from optaxish.optimizers import SGD
+          >>> tx = SGD(0.1, momentum=0.9).transformation()
+          >>> params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array(0.5)}
+          >>> state = tx.init(params)
+          >>> updates, state = tx.update({"w": jnp.ones(2), "b": 1.0}, state, params)
+          >>> optaxish.apply_updates(params, updates)["w"]
+          Array([0.9, 1.9], dtype=float32)
+        """
+        if self._uses_hooks():
+            raise NotImplementedError(
+                "`transformation()` is not available for optimizers written with "
+                "`_resource_apply_dense`; use `stateless_apply`."
+            )
+        hyperparams = self.state.hyperparams
+        for _, key, initial in self._non_slot_weights():
+            hyperparams[key] = jnp.asarray(initial, hyperparams[key].dtype)
+        make_state = type(self._state)
+
+        def init_fn(params: Any) -> Any:
+            core = self._core(hyperparams["learning_rate"], hyperparams)
+            leaves = jax.tree.leaves(params)
+            inner = tuple(core.init(jnp.asarray(p)) for p in leaves)
+            return make_state(jnp.zeros([], jnp.int32), _copy(hyperparams), inner)
+
+        def update_fn(updates: Any, state: Any, params: Any = None, **extra: Any):
+            del extra
+            if params is None:
+                raise ValueError(
+                    f"The transformation of optimizer {self._name} needs "
+                    "`params` in `update`."
+                )
+            leaves, treedef = jax.tree.flatten(params)
+            grads = treedef.flatten_up_to(updates)
+            values = [jnp.asarray(p) for p in leaves]
+            grads = [jnp.asarray(g).astype(v.dtype) for g, v in zip(grads, values)]
+            new_state, steps = self._compute_updates(state, values, grads)
+            return jax.tree.unflatten(treedef, steps), new_state
+
+        return GradientTransformationExtraArgs(init_fn, update_fn)
