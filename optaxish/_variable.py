@@ -225,9 +225,12 @@ class Variable:
         return value
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Variable:
-        # A new box (with a new unique id) around the same immutable array.
+        # A new box (with a new unique id) around a copy of the array: an
+        # optimizer step donates, and so deletes, the array it consumes.
         clone = object.__new__(Variable)
+        memo[id(self)] = clone
         clone.__dict__.update(self.__dict__, _unique_id=next(_COUNTER))
+        clone.__dict__["_value"] = jnp.array(self.__dict__["_value"], copy=True)
         return clone
 
     def __copy__(self) -> Variable:

@@ -311,3 +311,27 @@ def test_shard_map_on_two_cpu_devices_sums_gradients():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("OK")
+
+
+def test_deepcopy_steps_independently_of_the_original():
+    import copy
+
+    from optaxish.mixed_precision import LossScaleOptimizer
+
+    for make in (
+        lambda: optimizers.Adam(0.1),
+        lambda: LossScaleOptimizer(optimizers.SGD(0.1, momentum=0.9)),
+    ):
+        v = Variable([1.0, 2.0])
+        opt = make()
+
+        def step(o, var):
+            return o.minimize(lambda: jnp.sum(var * var), [var])
+
+        step(opt, v)
+        twin_opt, twin_v = copy.deepcopy((opt, v))
+        step(opt, v)  # donates the original's buffers
+        step(twin_opt, twin_v)
+        np.testing.assert_array_equal(twin_v.numpy(), v.numpy())
+        assert int(twin_opt.iterations) == int(opt.iterations) == 2
+        assert twin_opt._traces == 1  # it compiled its own step

@@ -24,12 +24,8 @@ from optaxish._numerics import safe_increment
 from optaxish._variable import Variable
 from optaxish.loss_scale import DynamicLossScale, all_finite
 from optaxish.optimizers import Optimizer
-from optaxish.optimizers._checks import (
-    check_grad,
-    check_var,
-    parse_pairs,
-    unique_variables,
-)
+from optaxish.optimizers._checks import deepcopy_fresh_steps, gradient_pairs
+from optaxish.optimizers._minimize import MinimizeMixin
 
 _EXAMPLE = """
     loss, grads = jax.value_and_grad(
@@ -71,7 +67,7 @@ def _scaling_warning(scaled: bool, unscaled: bool) -> None:
     )
 
 
-class LossScaleOptimizerBase:
+class LossScaleOptimizerBase(MinimizeMixin):
     """Shared by both ``LossScaleOptimizer`` signatures (not public).
 
     Subclasses call :meth:`_setup` with the inner optimizer and a core
@@ -110,6 +106,9 @@ class LossScaleOptimizerBase:
             inner._set_hyper(key, value)
         else:
             object.__setattr__(self, name, value)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return deepcopy_fresh_steps(self, memo)
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self._optimizer._hyper_names, "lr"})
@@ -201,10 +200,23 @@ class LossScaleOptimizerBase:
         grads = self._optimizer.get_gradients(self.get_scaled_loss(loss), params)
         return self.get_unscaled_gradients(grads)
 
-    # -- the compiled step --------------------------------------------------------
+    # -- the compiled step (the carry is ``(inner sub-state, loss scale)``) -------
 
-    def _body(self, sub, ls, values, grads, variables, aggregate=True):
-        """One traced step: ``(inner sub-state, loss scale, values)`` out."""
+    def _prepare_carry(self, indices: list[int]) -> tuple[Any, list]:
+        sub, values = self._optimizer._prepare(indices)
+        return (sub, self._loss_scale), values
+
+    def _scale_traced(self, carry: Any, loss: jax.Array) -> jax.Array:
+        return carry[1].scale(loss)
+
+    def _unscale_traced(self, carry: Any, grads: list) -> list:
+        return carry[1].unscale(grads)
+
+    def _apply_traced(
+        self, carry: Any, values: list, grads: list, variables: list, aggregate=True
+    ) -> tuple[Any, list]:
+        """Check, then the inner step under ``lax.cond``, then the scale update."""
+        sub, ls = carry
         inner = self._optimizer
 
         def inner_step():
@@ -212,7 +224,7 @@ class LossScaleOptimizerBase:
 
         if not isinstance(ls, DynamicLossScale):  # a fixed scale never skips
             new_sub, new_values = inner_step()
-            return new_sub, ls, list(new_values)
+            return (new_sub, ls), list(new_values)
         finite = all_finite(grads)
 
         def apply():
@@ -226,25 +238,22 @@ class LossScaleOptimizerBase:
             return sub._replace(iterations=it), list(values)
 
         new_sub, new_values = jax.lax.cond(finite, apply, skip)
-        return new_sub, ls.adjust(finite), new_values
+        return (new_sub, ls.adjust(finite)), new_values
 
     def _run(self, key: Any, make: Callable, indices: list[int], args: tuple):
         fn = self._steps.get(key)
         if fn is None:
-            fn = self._steps[key] = jax.jit(make(), donate_argnums=(0, 1, 2))
-        inner = self._optimizer
-        sub, values = inner._prepare(indices)
-        new_sub, new_ls, new_values = fn(sub, self._loss_scale, values, *args)
-        self._loss_scale = new_ls
-        inner._commit(indices, new_sub, new_values)
-        return inner.iterations
+            fn = self._steps[key] = jax.jit(make(), donate_argnums=(0, 1))
+        carry, values = self._prepare_carry(indices)
+        (new_sub, self._loss_scale), new_values = fn(carry, values, *args)
+        self._optimizer._commit(indices, new_sub, new_values)
+        return self._optimizer.iterations
 
-    def _key(self, kind: str, variables: list[Variable]) -> tuple:
-        return (
-            kind,
-            self._optimizer._key(variables),
-            type(self._loss_scale).__name__,
-        )
+    def _register(self, variables: list[Variable]) -> list[int]:
+        return self._optimizer._register(variables)
+
+    def _key(self, variables: list[Variable]) -> tuple:
+        return (self._optimizer._key(variables), type(self._loss_scale).__name__)
 
     def apply_gradients(
         self,
@@ -266,40 +275,20 @@ class LossScaleOptimizerBase:
         del name
         aggregate = bool(experimental_aggregate_gradients)
         _scaling_warning(self._loss_has_been_scaled, self._gradients_have_been_unscaled)
-        pairs = parse_pairs(grads_and_vars)
-        if not pairs:
+        checked = gradient_pairs(grads_and_vars)
+        if checked is None:
             return None
-        present = [(g, v) for g, v in pairs if g is not None]
-        if not present:
-            raise ValueError(
-                f"No gradients provided for any variable: {[v.name for _, v in pairs]}."
-            )
-        missing = [v.name for g, v in pairs if g is None]
-        variables = [v for _, v in present]
-        unique_variables(variables, "grads_and_vars")
-        grads = [check_grad(g, v) for g, v in present]
-        if any(isinstance(g, jax.core.Tracer) for g in grads):
-            raise RuntimeError(
-                "`apply_gradients` updates variables in place and cannot be "
-                "called inside a JAX transformation (jit, shard_map, pmap, ...)."
-            )
-        if missing:
-            warnings.warn(
-                f"Gradients do not exist for variables {missing} when minimizing "
-                "the loss.",
-                UserWarning,
-                stacklevel=2,
-            )
-        indices = self._optimizer._register(variables)
+        variables, grads = checked
+        indices = self._register(variables)
 
         def make():
-            def step(sub, ls, values, grads):
+            def step(carry, values, grads):
                 self._traces += 1
-                return self._body(sub, ls, values, grads, variables, aggregate)
+                return self._apply_traced(carry, values, grads, variables, aggregate)
 
             return step
 
-        key = (*self._key("apply", variables), aggregate)
+        key = ("apply", aggregate, self._key(variables))
         return self._run(key, make, indices, (grads,))
 
     def minimize(
@@ -321,53 +310,5 @@ class LossScaleOptimizerBase:
           ValueError: when ``loss`` is not callable.
           TypeError: for a non-variable in ``var_list``.
         """
-        del name
-        if not callable(loss) or tape is not None:
-            raise ValueError(
-                "Only a callable loss (and no `tape`) is supported. Received: "
-                f"loss={loss!r}, tape={tape!r}."
-            )
-        if callable(var_list) and not isinstance(var_list, Variable):
-            var_list = var_list()
-        variables = [var_list] if isinstance(var_list, Variable) else list(var_list)
-        for v in variables:
-            check_var(v)
-        unique_variables(variables, "var_list")
         self._loss_has_been_scaled = self._gradients_have_been_unscaled = True
-        seed = None if grad_loss is None else jnp.asarray(grad_loss)
-        base = (self._key("minimize", variables), loss, seed is None)
-        extras: list[Variable] = self._steps.get(("extras", *base), [])
-        indices = self._optimizer._register(variables)
-        unbound: list[Variable] = []
-
-        def make(extra_vars, counting=True):
-            def step(sub, ls, values, extra_values, seed):
-                self._traces += counting
-
-                def pure(vals):
-                    with Variable._bind(
-                        variables + extra_vars, list(vals) + list(extra_values)
-                    ) as scope:
-                        out = ls.scale(jnp.asarray(loss()))
-                    unbound.extend(scope.unbound_reads)
-                    return out
-
-                out, vjp = jax.vjp(pure, list(values))
-                (grads,) = vjp(jnp.ones_like(out) if seed is None else seed)
-                return self._body(sub, ls, values, ls.unscale(grads), variables)
-
-            return step
-
-        key = (*base, tuple(id(v) for v in extras))
-        if key not in self._steps:
-            # Trace once to find the variables the loss reads but nobody binds.
-            sub, values = self._optimizer._prepare(indices)
-            args = ([v.value for v in extras], seed)
-            jax.eval_shape(make(extras, False), sub, self._loss_scale, values, *args)
-            for v in unbound:
-                if all(v is not w for w in extras):
-                    extras = [*extras, v]
-            self._steps[("extras", *base)] = extras
-            key = (*base, tuple(id(v) for v in extras))
-        extra_values = [jnp.array(v.value) for v in extras]
-        return self._run(key, lambda: make(extras), indices, (extra_values, seed))
+        return super().minimize(loss, var_list, grad_loss, name, tape)

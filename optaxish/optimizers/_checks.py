@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -85,3 +87,65 @@ def unique_variables(variables: list[Variable], where: str) -> None:
                 "gradients first."
             )
         seen.add(id(v))
+
+
+def gradient_pairs(
+    grads_and_vars: Any, stacklevel: int = 3
+) -> tuple[list[Variable], list[jax.Array]] | None:
+    """``apply_gradients``' input checks: ``(variables, gradients)`` to step.
+
+    ``None`` gradients are dropped with a warning naming their variables;
+    ``None`` is returned for an empty input.
+
+    Raises:
+      TypeError: for a malformed pair or a wrong dtype.
+      ValueError: when no variable has a gradient, a variable appears twice,
+        or a gradient's shape differs from its variable's.
+      RuntimeError: for traced gradients (a call inside a JAX transform).
+    """
+    pairs = parse_pairs(grads_and_vars)
+    if not pairs:
+        return None
+    present = [(g, v) for g, v in pairs if g is not None]
+    if not present:
+        names = [v.name for _, v in pairs]
+        raise ValueError(
+            f"No gradients provided for any variable: {names}. Provided "
+            f"`grads_and_vars` is {tuple(pairs)}."
+        )
+    missing = [v.name for g, v in pairs if g is None]
+    variables = [v for _, v in present]
+    unique_variables(variables, "grads_and_vars")
+    grads = [check_grad(g, v) for g, v in present]
+    if any(isinstance(g, jax.core.Tracer) for g in grads):
+        raise RuntimeError(
+            "`apply_gradients` updates variables in place and cannot be "
+            "called inside a JAX transformation (jit, shard_map, pmap, ...). "
+            "Use `optimizer.stateless_apply(...)` there."
+        )
+    if missing:
+        warnings.warn(
+            f"Gradients do not exist for variables {missing} when minimizing "
+            "the loss. If you're using `model.compile()`, did you forget to "
+            "provide a `loss` argument?",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return variables, grads
+
+
+def deepcopy_fresh_steps(obj: Any, memo: dict[int, Any]) -> Any:
+    """A deep copy of an optimizer with an empty compiled-step cache.
+
+    The cached steps close over ``obj`` itself, so the copy compiles its own.
+    jax arrays are copied into new buffers (a step donates its inputs).
+    """
+    clone = object.__new__(type(obj))
+    memo[id(obj)] = clone
+    for key, value in obj.__dict__.items():
+        if key in ("_steps", "_traces"):  # nothing compiled yet
+            fresh = type(value)()
+        else:
+            fresh = copy.deepcopy(value, memo)
+        object.__setattr__(clone, key, fresh)
+    return clone

@@ -21,8 +21,34 @@ from optaxish.optimizers._checks import check_var, unique_variables
 
 class MinimizeMixin:
     """``minimize``, ``get_gradients``, ``get_updates``; relies on the base's
-    ``_key``, ``_register``, ``_run``, ``_update_values``, ``_clipper``,
-    ``_state``, ``_steps`` and ``_traces``."""
+    ``_key``, ``_register``, ``_prepare``, ``_run``, ``_update_values``,
+    ``_clipper``, ``_steps`` and ``_traces``.
+
+    The compiled step threads a *carry* (the base's: the optimizer state of
+    the stepped variables) through four hooks, so a wrapper such as
+    ``LossScaleOptimizer`` reuses ``minimize`` with its own carry (the inner
+    state and the loss scale) instead of copying it.
+    """
+
+    def _prepare_carry(self, indices: list[int]) -> tuple[Any, list]:
+        """The carry and the variables' values a step starts from."""
+        return self._prepare(indices)
+
+    def _scale_traced(self, carry: Any, loss: jax.Array) -> jax.Array:
+        """The loss ``minimize`` differentiates (traced)."""
+        del carry
+        return loss
+
+    def _unscale_traced(self, carry: Any, grads: list) -> list:
+        """The gradients of the scaled loss, as the step wants them (traced)."""
+        del carry
+        return grads
+
+    def _apply_traced(
+        self, carry: Any, values: list, grads: list, variables: list, aggregate=True
+    ) -> tuple[Any, list]:
+        """One traced step: ``(new carry, new values)``."""
+        return self._update_values(carry, values, grads, variables, aggregate)
 
     def get_gradients(self, loss: Callable[[], Any], params: Any) -> list[jax.Array]:
         """The gradients of ``loss()`` with respect to ``params``, clipped.
@@ -130,20 +156,21 @@ class MinimizeMixin:
         indices = self._register(variables)
 
         def make(extra_vars, counting=True):
-            def step(state, values, extra_values, seed):
+            def step(carry, values, extra_values, seed):
                 self._traces += counting
 
                 def pure(vals):
                     with Variable._bind(
                         variables + extra_vars, list(vals) + list(extra_values)
                     ) as scope:
-                        out = jnp.asarray(loss())
+                        out = self._scale_traced(carry, jnp.asarray(loss()))
                     unbound.extend(scope.unbound_reads)
                     return out
 
                 out, vjp = jax.vjp(pure, list(values))
                 (grads,) = vjp(jnp.ones_like(out) if seed is None else seed)
-                return self._update_values(state, values, grads, variables)
+                grads = self._unscale_traced(carry, grads)
+                return self._apply_traced(carry, values, grads, variables)
 
             return step
 
@@ -151,11 +178,9 @@ class MinimizeMixin:
         key = (*base, tuple(id(v) for v in extras))
         if key not in self._steps:
             # Trace once to find the variables the loss reads but nobody binds.
-            sub = self._state._replace(
-                inner_state=tuple(self._state.inner_state[i] for i in indices)
-            )
-            args = ([v.value for v in variables], [v.value for v in extras], seed)
-            jax.eval_shape(make(extras, counting=False), sub, *args)
+            carry, values = self._prepare_carry(indices)
+            args = (values, [v.value for v in extras], seed)
+            jax.eval_shape(make(extras, counting=False), carry, *args)
             for v in unbound:
                 if all(v is not w for w in extras):
                     extras = [*extras, v]

@@ -31,9 +31,9 @@ from optaxish.optimizers._aggregation import (
     process_gradients,
 )
 from optaxish.optimizers._checks import (
-    check_grad,
     check_var,
-    parse_pairs,
+    deepcopy_fresh_steps,
+    gradient_pairs,
     unique_variables,
 )
 from optaxish.optimizers._custom import CustomHooksMixin
@@ -217,6 +217,9 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
             self._set_hyper(name, value)
         else:
             object.__setattr__(self, name, value)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return deepcopy_fresh_steps(self, memo)
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self._hyper_names, "lr"})
@@ -411,40 +414,16 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
         """
         del name
         aggregate = bool(experimental_aggregate_gradients)
-        pairs = parse_pairs(grads_and_vars)
-        if not pairs:
+        checked = gradient_pairs(grads_and_vars)
+        if checked is None:
             return None
-        present = [(g, v) for g, v in pairs if g is not None]
-        if not present:
-            names = ([v.name for _, v in pairs],)
-            raise ValueError(
-                f"No gradients provided for any variable: {names}. Provided "
-                f"`grads_and_vars` is {tuple(pairs)}."
-            )
-        missing = [v.name for g, v in pairs if g is None]
-        variables = [v for _, v in present]
-        unique_variables(variables, "grads_and_vars")
-        grads = [check_grad(g, v) for g, v in present]
-        if any(isinstance(g, jax.core.Tracer) for g in grads):
-            raise RuntimeError(
-                "`apply_gradients` updates variables in place and cannot be "
-                "called inside a JAX transformation (jit, shard_map, pmap, ...). "
-                "Use `optimizer.stateless_apply(...)` there."
-            )
-        if missing:
-            warnings.warn(
-                f"Gradients do not exist for variables {missing} when minimizing "
-                "the loss. If you're using `model.compile()`, did you forget to "
-                "provide a `loss` argument?",
-                UserWarning,
-                stacklevel=2,
-            )
+        variables, grads = checked
         indices = self._register(variables)
 
         def make():
-            def step(state, values, grads):
+            def step(carry, values, grads):
                 self._traces += 1
-                return self._update_values(state, values, grads, variables, aggregate)
+                return self._apply_traced(carry, values, grads, variables, aggregate)
 
             return step
 
