@@ -230,7 +230,8 @@ class Variable:
         clone = object.__new__(Variable)
         memo[id(self)] = clone
         clone.__dict__.update(self.__dict__, _unique_id=next(_COUNTER))
-        clone.__dict__["_value"] = jnp.array(self.__dict__["_value"], copy=True)
+        clone.__dict__.pop("_store", None)  # the copy owns its array
+        clone.__dict__["_array"] = jnp.array(self._value, copy=True)
         return clone
 
     def __copy__(self) -> Variable:
@@ -271,6 +272,21 @@ class Variable:
         return jnp.array(array, dtype=dtype, copy=True)
 
     # -- value --------------------------------------------------------------
+
+    @property
+    def _value(self) -> jax.Array:
+        # The array itself, or, while an optimizer keeps this variable packed
+        # with others in one buffer, a view read from that buffer.
+        store = self.__dict__.get("_store")
+        return self.__dict__["_array"] if store is None else store.read(self)
+
+    @_value.setter
+    def _value(self, value: jax.Array) -> None:
+        store = self.__dict__.get("_store")
+        if store is None:
+            self.__dict__["_array"] = value
+        else:
+            store.write(self, value)
 
     @property
     def value(self) -> jax.Array:
@@ -385,17 +401,23 @@ class Variable:
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape (fixed at creation)."""
+        store = self.__dict__.get("_store")
+        if store is not None:
+            return store.shape_of(self)
         return tuple(self._value.shape)
 
     @property
     def dtype(self) -> np.dtype:
         """The dtype (fixed at creation)."""
+        store = self.__dict__.get("_store")
+        if store is not None:
+            return store.dtype_of(self)
         return self._value.dtype
 
     @property
     def ndim(self) -> int:
         """The number of dimensions."""
-        return self._value.ndim
+        return len(self.shape)
 
     @property
     def trainable(self) -> bool:

@@ -26,6 +26,7 @@ from optaxish.loss_scale import DynamicLossScale, all_finite
 from optaxish.optimizers import Optimizer
 from optaxish.optimizers._checks import deepcopy_fresh_steps, gradient_pairs
 from optaxish.optimizers._minimize import MinimizeMixin
+from optaxish.optimizers._packing_mixin import packed_step
 
 _EXAMPLE = """
     loss, grads = jax.value_and_grad(
@@ -241,10 +242,11 @@ class LossScaleOptimizerBase(MinimizeMixin):
         return (new_sub, ls.adjust(finite)), new_values
 
     def _run(self, key: Any, make: Callable, indices: list[int], args: tuple):
+        carry, values = self._prepare_carry(indices)
+        key = (key, packed_step(values))
         fn = self._steps.get(key)
         if fn is None:
             fn = self._steps[key] = jax.jit(make(), donate_argnums=(0, 1))
-        carry, values = self._prepare_carry(indices)
         (new_sub, self._loss_scale), new_values = fn(carry, values, *args)
         self._optimizer._commit(indices, new_sub, new_values)
         return self._optimizer.iterations

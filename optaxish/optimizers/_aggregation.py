@@ -137,10 +137,10 @@ def process_gradients(
     objects of the gradients (or ``None`` in the functional forms); the
     result keeps each gradient's dtype.
     """
-    dtypes = [g.dtype for g in grads]
     pairs = list(zip(grads, variables))
 
     def unpack(pairs: Any, where: str) -> list[Any]:
+        dtypes = [g.dtype for g in grads]
         out = [g for g, _ in pairs]
         if len(out) != len(grads):
             raise ValueError(

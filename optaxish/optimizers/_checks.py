@@ -14,13 +14,14 @@ import numpy as np
 from optaxish._variable import Variable
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_FLOAT_DTYPES = frozenset(np.dtype(jnp.dtype(d)) for d in FLOAT_DTYPES)
 
 
 def check_var(var: Any) -> None:
     """A float ``Variable``, or a ``TypeError`` (tf-keras' "Invalid type")."""
     if not isinstance(var, Variable):
         raise TypeError(f"Expected an optaxish.Variable. Received: {var!r}")
-    if str(var.dtype) not in FLOAT_DTYPES:
+    if var.dtype not in _FLOAT_DTYPES:
         raise TypeError(
             f"Invalid type {var.dtype} for {var.name}, expected: {list(FLOAT_DTYPES)}."
         )
@@ -33,6 +34,12 @@ def check_grad(grad: Any, var: Variable) -> jax.Array:
     are converted to it.
     """
     check_var(var)
+    if (
+        isinstance(grad, jax.Array)
+        and grad.dtype == var.dtype
+        and grad.shape == var.shape
+    ):  # the common case, checked without a conversion
+        return grad
     if hasattr(grad, "dtype"):
         if np.dtype(grad.dtype) != np.dtype(var.dtype):
             raise TypeError(
@@ -140,12 +147,15 @@ def deepcopy_fresh_steps(obj: Any, memo: dict[int, Any]) -> Any:
     The cached steps close over ``obj`` itself, so the copy compiles its own.
     jax arrays are copied into new buffers (a step donates its inputs).
     """
+    cool = getattr(obj, "_cool", None)
+    if cool is not None:  # per-variable arrays, not packed groups
+        cool()
     clone = object.__new__(type(obj))
     memo[id(obj)] = clone
     for key, value in obj.__dict__.items():
-        if key in ("_steps", "_traces"):  # nothing compiled yet
+        if key in ("_steps", "_traces", "_index"):  # nothing compiled yet
             fresh = type(value)()
         else:
             fresh = copy.deepcopy(value, memo)
-        object.__setattr__(clone, key, fresh)
+        clone.__dict__[key] = fresh
     return clone

@@ -54,7 +54,7 @@ class FunctionalMixin:
           >>> int(state.iterations), sorted(state.hyperparams)
           (0, ['beta_1', 'beta_2', 'decay', 'learning_rate'])
         """
-        sub, _ = self._prepare(list(range(len(self._vars))))
+        sub, _ = self._prepare(list(range(len(self._vars))), hot=False)
         return _copy(sub)
 
     @state.setter

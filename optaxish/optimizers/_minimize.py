@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from optaxish._variable import Variable
 from optaxish.optimizers._checks import check_var, unique_variables
+from optaxish.optimizers._packing_mixin import packed_step
 
 
 class MinimizeMixin:
@@ -160,8 +161,10 @@ class MinimizeMixin:
                 self._traces += counting
 
                 def pure(vals):
+                    # A packed group's values bind as views of the buffers.
+                    own = vals[0].unpack() if packed_step(vals) else list(vals)
                     with Variable._bind(
-                        variables + extra_vars, list(vals) + list(extra_values)
+                        variables + extra_vars, own + list(extra_values)
                     ) as scope:
                         out = self._scale_traced(carry, jnp.asarray(loss()))
                     unbound.extend(scope.unbound_reads)

@@ -39,7 +39,10 @@ from optaxish.optimizers._checks import (
 from optaxish.optimizers._custom import CustomHooksMixin
 from optaxish.optimizers._functional import FunctionalMixin
 from optaxish.optimizers._minimize import MinimizeMixin
+from optaxish.optimizers._packed_group import PackedGroup, add_update
+from optaxish.optimizers._packing_mixin import PackingMixin, packed_step
 from optaxish.optimizers._slots_weights import SlotsWeightsMixin
+from optaxish.packing import pack
 
 _ALLOWED_KWARGS = {"clipnorm", "clipvalue", "lr", "decay", "global_clipnorm"}
 
@@ -64,7 +67,9 @@ def _f32(value: Any) -> jax.Array:
     return jnp.asarray(np.asarray(value, np.float32))
 
 
-class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMixin):
+class Optimizer(
+    PackingMixin, CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMixin
+):
     """Base class of the Keras-style optimizers (tf-keras ``OptimizerV2``).
 
     Subclasses call ``super().__init__(name, **kwargs)``, then
@@ -159,7 +164,9 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
         self._initial_decay = float(kwargs.get("decay", 0.0) or 0.0)
         self._lr_fn: Any = None  # a schedule or a zero-argument callable
         self._vars: list[Variable] = []
+        self._index: dict[int, int] = {}  # id(variable) -> position in _vars
         self._batches: list[list[int]] = []
+        self._groups: dict[tuple[int, ...], PackedGroup] = {}
         self._state = OptimizerState(jnp.zeros([], jnp.int32), {}, ())
         self._steps: dict[Any, Callable] = {}
         self._traces = 0  # number of step traces (for tests and diagnostics)
@@ -169,7 +176,7 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
     def _set_hyper(self, name: str, value: Any) -> None:
         if name not in self._hyper_names:
             self._hyper_names.append(name)
-        hp = dict(self._state.hyperparams)
+        hp = dict(self._cold.hyperparams)
         if name == "learning_rate" and (
             isinstance(value, schedules.LearningRateSchedule) or callable(value)
         ):
@@ -187,7 +194,7 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
             if name == "learning_rate":
                 self._lr_fn = None
             hp[name] = _f32(value)
-        self._state = self._state._replace(hyperparams=hp)
+        self._set_cold(hyperparams=hp)
 
     def _get_hyper(self, name: str, dtype: Any = None) -> Any:
         if self._hook_trace is not None:  # in a custom optimizer's traced step
@@ -198,7 +205,7 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
             if isinstance(self._lr_fn, schedules.LearningRateSchedule):
                 return self._lr_fn
             return self._lr_fn()
-        return jnp.array(self._state.hyperparams[name], copy=True)
+        return jnp.array(self._cold.hyperparams[name], copy=True)
 
     def __getattr__(self, name: str) -> Any:
         names = self.__dict__.get("_hyper_names", ())
@@ -229,11 +236,11 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
         """The number of steps taken (a copy, as an int32 scalar array)."""
         if self._hook_trace is not None:  # in a custom optimizer's traced step
             return self._hook_trace.iterations
-        return jnp.array(self._state.iterations, copy=True)
+        return jnp.array(self._cold.iterations, copy=True)
 
     @iterations.setter
     def iterations(self, value: Any) -> None:
-        self._state = self._state._replace(
+        self._set_cold(
             iterations=jnp.asarray(np.asarray(value).astype(np.int64), jnp.int32)
         )
 
@@ -267,7 +274,7 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
         new_state, updates = self._compute_updates(
             state, values, grads, variables, aggregate
         )
-        new_values = [(v + u).astype(v.dtype) for v, u in zip(values, updates)]
+        new_values = [add_update(v, u) for v, u in zip(values, updates)]
         return new_state, new_values
 
     def _compute_updates(
@@ -282,8 +289,10 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
         lr = hp["learning_rate"]
         if self._initial_decay > 0:
             lr = lr / (1.0 + self._initial_decay * step)
-        if variables is None:
+        if variables is None or packed_step(values):
             variables = [None] * len(values)
+        if packed_step(values) and not packed_step(grads):
+            grads = [pack(list(grads), values[0].layout)]
         grads = process_gradients(self, list(grads), variables, aggregate)
         core = self._core(lr, hp)
         updates, new_inner = [], []
@@ -303,7 +312,7 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
             if isinstance(self._lr_fn, schedules.LearningRateSchedule)
             else None
         )
-        shapes = tuple((v.shape, str(v.dtype)) for v in variables)
+        shapes = tuple((v.shape, v.dtype) for v in variables)
         clip_key = tuple(self._clip.values())
         grad_key = (
             self.gradient_aggregator,
@@ -317,18 +326,19 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
         """Creates slots for new variables; returns every variable's index."""
         if self._uses_hooks():  # a custom `_create_slots`
             return self._hook_register(variables)
-        new = [v for v in variables if all(v is not w for w in self._vars)]
+        if len(self._index) != len(self._vars):  # e.g. after a deep copy
+            self._index = {id(v): j for j, v in enumerate(self._vars)}
+        new = [v for v in variables if id(v) not in self._index]
         if new:
-            core = self._core(
-                self._state.hyperparams["learning_rate"], self._state.hyperparams
-            )
+            cold = self._cold
             start = len(self._vars)
-            inner = tuple(core.init(v.value) for v in new)
+            # Created when first needed: in one packed init when the variables
+            # are stepped packed, else per variable (see `_materialize`).
+            inner = (None,) * len(new)
             self._vars.extend(new)
+            self._index.update({id(v): start + k for k, v in enumerate(new)})
             self._batches.append(list(range(start, start + len(new))))
-            self._state = self._state._replace(
-                inner_state=self._state.inner_state + inner
-            )
+            self._set_cold(inner_state=cold.inner_state + inner)
         return [self._var_position(v) for v in variables]
 
     def build(self, var_list: Iterable[Variable]) -> None:
@@ -344,38 +354,56 @@ class Optimizer(CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMi
         self._register(variables)
 
     def _run(self, key, make, indices, args):
+        sub, values = self._prepare(indices)
+        key = (key, packed_step(values))
         fn = self._steps.get(key)
         if fn is None:
             fn = self._steps[key] = jax.jit(make(), donate_argnums=(0, 1))
-        sub, values = self._prepare(indices)
         new_sub, new_values = fn(sub, values, *args)
         self._commit(indices, new_sub, new_values)
         return self.iterations
 
-    def _prepare(self, indices: list[int]) -> tuple[OptimizerState, list]:
+    def _prepare(
+        self, indices: list[int], hot: bool = True
+    ) -> tuple[OptimizerState, list]:
         """The step inputs of variables ``indices``: their state and values.
 
         The hyperparameter dict is copied (donation consumes its buffers) and
-        holds the current value of a callable learning rate.
+        holds the current value of a callable learning rate. When the
+        variables can be kept packed (see ``_packing_mixin``), the state and
+        the values are their packed group's: one entry each (unless ``hot``
+        is False: then always one per variable).
         """
-        state = self._state
-        sub = state._replace(inner_state=tuple(state.inner_state[i] for i in indices))
-        hp = dict(sub.hyperparams)
+        group = self._hot_group(indices) if hot else self._cool(indices)
+        cold = self._cold
+        hp = dict(cold.hyperparams)
         if callable(self._lr_fn) and not isinstance(
             self._lr_fn, schedules.LearningRateSchedule
         ):
             hp["learning_rate"] = _f32(self._lr_fn())
-        sub = sub._replace(hyperparams=hp)
-        return sub, [self._vars[i].value for i in indices]
+        if group is not None:
+            return OptimizerState(cold.iterations, hp, (group.state,)), [group.values]
+        inner = tuple(cold.inner_state[i] for i in indices)
+        return OptimizerState(cold.iterations, hp, inner), [
+            self._vars[i].value for i in indices
+        ]
 
     def _commit(
         self, indices: list[int], new_sub: OptimizerState, new_values: list
     ) -> None:
         """Stores a step's outputs, then applies the variables' constraints."""
-        inner = list(self._state.inner_state)
+        if packed_step(new_values):
+            group = self._groups[tuple(indices)]
+            group.state = new_sub.inner_state[0]
+            group.set_values(new_values[0])
+            self._set_cold(
+                iterations=new_sub.iterations, hyperparams=new_sub.hyperparams
+            )
+            return
+        inner = list(self._cold.inner_state)
         for i, st in zip(indices, new_sub.inner_state):
             inner[i] = st
-        self._state = new_sub._replace(inner_state=tuple(inner))
+        self.__dict__["_cold"] = new_sub._replace(inner_state=tuple(inner))
         for i, value in zip(indices, new_values):
             var = self._vars[i]
             var._value = value

@@ -33,12 +33,6 @@ class SlotsWeightsMixin:
         scalars shared by all variables, updated by the step (override)."""
         return []
 
-    def _var_position(self, var: Any) -> int:
-        for i, v in enumerate(self._vars):
-            if v is var:
-                return i
-        raise KeyError(getattr(var, "name", repr(var)))
-
     def get_slot_names(self) -> list[str]:
         """The slot names, in creation order (empty before the first step)."""
         return [k for k, _ in self._slot_fields()] if self._vars else []

@@ -1,0 +1,174 @@
+"""Variables an optimizer keeps packed: one buffer per dtype, state packed too.
+
+When a step updates the same list of variables again and again (the usual
+training loop) and the optimizer's core transformation is elementwise, the
+optimizer moves those variables' values into one :class:`~optaxish.packing.
+Packed` buffer per dtype and their slots into packed state, so each step is
+a handful of kernels whatever the number of variables. The variables then
+read their value from the group (a cached slice; ``assign`` writes into the
+buffer). Anything that needs per-variable state (``get_slot``,
+``get_weights``, a step over another list of variables, ...) dissolves the
+group first: the values and the state go back to one array per variable,
+with the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optaxish._variable import Variable
+from optaxish.packing import Layout, Packed, pack
+
+
+def _is_packed(x: Any) -> bool:
+    return isinstance(x, Packed)
+
+
+def _write(buffer: jax.Array, flat: jax.Array, offset: jax.Array) -> jax.Array:
+    return jax.lax.dynamic_update_slice(buffer, flat, (offset,))
+
+
+_write_donated = jax.jit(_write, donate_argnums=0)  # in place
+
+
+class _Leaves:
+    """The unpacked leaves of one ``Packed`` field (a pytree leaf)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list) -> None:
+        self.items = items
+
+
+class PackedGroup:
+    """A list of variables whose values and slots live in packed buffers.
+
+    Attributes:
+      indices: the variables' positions in the optimizer's registry.
+      variables: the variables, in step order.
+      values: their values, packed (a :class:`Packed`).
+      state: the core state of the whole group (per-parameter fields packed).
+    """
+
+    def __init__(
+        self, indices: tuple[int, ...], variables: list[Variable], states: list, core
+    ):
+        self.indices = tuple(indices)
+        self.variables = list(variables)
+        self.values = pack([v.value for v in variables])
+        layout = self.values.layout
+        self._meta = {  # id(variable) -> (buffer, offset, shape, dtype)
+            id(v): (g, off, shape, np.dtype(jnp.dtype(layout.dtypes[g])))
+            for v, g, off, shape in zip(
+                variables, layout.groups, layout.offsets, layout.shapes
+            )
+        }
+        template = core.init(self.values)
+        fresh = all(st is None for st in states)  # new variables: init packed
+        self.state = template if fresh else _pack_states(template, states)
+        self._cache: dict[int, jax.Array] = {}
+        self._host: list[np.ndarray] | None = None
+        for v in variables:
+            v.__dict__["_store"] = self
+            v.__dict__.pop("_array", None)
+
+    @property
+    def layout(self) -> Layout:
+        """The values' layout."""
+        return self.values.layout
+
+    # -- the store protocol of ``Variable`` -------------------------------------
+
+    def read(self, var: Variable) -> jax.Array:
+        """The variable's current value (a slice, cached until the next step)."""
+        hit = self._cache.get(id(var))
+        if hit is None:
+            # One host copy of the buffers per step serves every read: eager
+            # device slicing would compile a program per variable shape.
+            if self._host is None:
+                self._host = [np.array(b, copy=True) for b in self.values.buffers]
+            g, off, shape, _ = self._meta[id(var)]
+            size = int(np.prod(shape, dtype=np.int64))
+            hit = jax.device_put(self._host[g][off : off + size].reshape(shape))
+            self._cache[id(var)] = hit
+        return hit
+
+    def write(self, var: Variable, value: jax.Array) -> None:
+        """Writes ``value`` into the variable's place in the buffer (in place)."""
+        g, off, _, _ = self._meta[id(var)]
+        buffers = list(self.values.buffers)
+        flat = jnp.ravel(value).astype(buffers[g].dtype)
+        buffers[g] = _write_donated(buffers[g], flat, jnp.asarray(off, jnp.int32))
+        self.set_values(Packed(tuple(buffers), self.layout))
+
+    def shape_of(self, var: Variable) -> tuple[int, ...]:
+        """The variable's shape, without reading the buffer."""
+        return self._meta[id(var)][2]
+
+    def dtype_of(self, var: Variable) -> np.dtype:
+        """The variable's dtype, without reading the buffer."""
+        return self._meta[id(var)][3]
+
+    # -- steps ------------------------------------------------------------------
+
+    def set_values(self, values: Packed) -> None:
+        """Takes a step's new values (the old buffers were donated)."""
+        self.values = values
+        self._cache.clear()
+        self._host = None
+
+    def dissolve(self) -> list:
+        """Gives each variable its own array back; returns per-variable states."""
+        leaves = self.values.unpack()
+        unpacked = jax.tree.map(
+            lambda x: _Leaves(x.unpack()) if isinstance(x, Packed) else x,
+            self.state,
+            is_leaf=_is_packed,
+        )
+        states = [_state_of(unpacked, j) for j in range(len(self.variables))]
+        self._meta = {}
+        for v, value in zip(self.variables, leaves):
+            v.__dict__.pop("_store", None)
+            v.__dict__["_array"] = value  # a new array (see Packed.unpack)
+        self._cache.clear()
+        return states
+
+
+def add_update(value: Any, update: Any) -> Any:
+    """``value + update`` in ``value``'s dtype (an array or a ``Packed``)."""
+    return jax.tree.map(lambda v, u: (v + u).astype(v.dtype), value, update)
+
+
+def _pack_states(template: Any, states: list) -> Any:
+    """The packed group state: ``template``'s structure, filled from ``states``.
+
+    ``template`` is the core state initialized on the packed values (its
+    per-parameter fields are ``Packed``); ``states`` are the per-variable
+    states (arrays at those places). Other leaves (step counts) are shared
+    by all variables and taken from the first.
+    """
+    paths_t, treedef = jax.tree_util.tree_flatten_with_path(
+        template, is_leaf=_is_packed
+    )
+    per_var = [dict(jax.tree_util.tree_flatten_with_path(st)[0]) for st in states]
+    leaves = []
+    for path, leaf in paths_t:
+        if isinstance(leaf, Packed):
+            leaves.append(pack([s[path] for s in per_var], leaf.layout))
+        else:
+            leaves.append(jnp.array(per_var[0][path], copy=True))
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def _state_of(unpacked: Any, j: int) -> Any:
+    """Variable ``j``'s state, out of a group state whose packed fields were
+    unpacked into :class:`_Leaves`."""
+    return jax.tree.map(
+        lambda x: x.items[j] if isinstance(x, _Leaves) else jnp.array(x, copy=True),
+        unpacked,
+        is_leaf=lambda x: isinstance(x, _Leaves),
+    )

@@ -1,0 +1,137 @@
+"""Packed storage for the Keras-style optimizers (a mixin of the base class).
+
+The optimizer state has a *cold* form, one core state per variable in
+``OptimizerState.inner_state`` (what slots, weights and configs read), and,
+for lists of variables stepped together, a *hot* form: a
+:class:`~optaxish.optimizers._packed_group.PackedGroup` holding their values
+and slots packed. ``_state`` always returns the cold form (dissolving hot
+groups first); the step (``_prepare``/``_commit``), ``iterations`` and the
+hyperparameters use ``_cold`` directly, so they never dissolve a group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optaxish.optimizers._aggregation import all_reduce_sum_gradients
+from optaxish.optimizers._packed_group import PackedGroup
+from optaxish.packing import Packed, is_packable
+
+
+def packed_step(values: Any) -> bool:
+    """Whether a traced step's ``values`` are a packed group's."""
+    return len(values) == 1 and isinstance(values[0], Packed)
+
+
+class PackingMixin:
+    """Hot (packed) and cold (per-variable) state; relies on the base's
+    ``_vars``, ``_core``, ``_clip``, ``_uses_hooks``, gradient options."""
+
+    #: Set to ``False`` (on an instance or a subclass) to keep every variable
+    #: in its own array; the numbers are the same either way.
+    packing = True
+
+    @property
+    def _cold(self) -> Any:
+        return self.__dict__["_cold"]
+
+    def _set_cold(self, **fields: Any) -> None:
+        self.__dict__["_cold"] = self._cold._replace(**fields)
+
+    @property
+    def _state(self) -> Any:
+        """The whole state in per-variable form (hot groups are dissolved)."""
+        self._cool()
+        return self._cold
+
+    @_state.setter
+    def _state(self, value: Any) -> None:
+        self._cool()
+        self.__dict__["_cold"] = value
+
+    def _cool(self, indices: Any = None, materialize: bool = True) -> None:
+        """Dissolves the hot groups (those sharing a variable with ``indices``,
+        or all), then creates the states not created yet (see ``_register``)."""
+        if "_cold" not in self.__dict__:  # during __init__
+            return
+        groups = self.__dict__.get("_groups")
+        wanted = None if indices is None else set(indices)
+        if groups:
+            inner = list(self._cold.inner_state)
+            for key in list(groups):
+                if wanted is not None and wanted.isdisjoint(key):
+                    continue
+                for i, st in zip(key, groups.pop(key).dissolve()):
+                    inner[i] = st
+            self._set_cold(inner_state=tuple(inner))
+        if materialize:
+            self._materialize(range(len(self._vars)) if indices is None else indices)
+
+    def _materialize(self, indices: Any) -> None:
+        """Initializes the per-variable states of ``indices`` still missing."""
+        if self._uses_hooks():  # custom optimizers make their slots themselves
+            return
+        inner = list(self._cold.inner_state)
+        hot = {i for key in self.__dict__.get("_groups", {}) for i in key}
+        missing = [
+            i for i in indices if i < len(inner) and inner[i] is None and i not in hot
+        ]
+        if not missing:
+            return
+        hp = self._cold.hyperparams
+        core = self._core(hp["learning_rate"], hp)
+        for i in missing:
+            inner[i] = core.init(self._vars[i].value)
+        self._set_cold(inner_state=tuple(inner))
+
+    def _var_position(self, var: Any) -> int:
+        i = self._index.get(id(var))
+        if i is None or self._vars[i] is not var:  # rebuilt after a copy
+            self._index = {id(v): j for j, v in enumerate(self._vars)}
+            i = self._index.get(id(var))
+            if i is None:
+                raise KeyError(getattr(var, "name", repr(var)))
+        return i
+
+    def _can_pack(self, indices: list[int]) -> bool:
+        if not self.packing or len(indices) < 2 or self._uses_hooks():
+            return False
+        if self._clip["clipnorm"] is not None:  # per-variable norms
+            return False
+        if (
+            self.gradient_aggregator is not all_reduce_sum_gradients
+            or self.gradient_transformers
+        ):  # user callables see one pair per variable
+            return False
+        for i in indices:
+            var = self._vars[i]
+            if var.constraint is not None or "_store" in var.__dict__:
+                return False
+        hp = self._cold.hyperparams
+        return is_packable(self._core(hp["learning_rate"], hp))
+
+    def _hot_group(self, indices: list[int]) -> PackedGroup | None:
+        """The packed group of exactly ``indices``, made if it can be."""
+        key = tuple(indices)
+        group = self._groups.get(key)
+        if group is not None:
+            return group
+        self._cool(indices, materialize=False)
+        if not self._can_pack(indices):
+            self._materialize(indices)
+            return None
+        if any(self._cold.inner_state[i] is not None for i in indices):
+            self._materialize(indices)  # all per-variable, or all new
+        hp = self._cold.hyperparams
+        inner = list(self._cold.inner_state)
+        group = PackedGroup(
+            key,
+            [self._vars[i] for i in indices],
+            [inner[i] for i in indices],
+            self._core(hp["learning_rate"], hp),
+        )
+        for i in indices:
+            inner[i] = None  # lives in the group now
+        self._set_cold(inner_state=tuple(inner))
+        self._groups[key] = group
+        return group
