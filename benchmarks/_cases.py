@@ -119,14 +119,19 @@ def _optax_impl(build: Callable[[Any], Any]) -> Callable[[], Impl]:
 
 
 def _against_ours(
-    name: str, description: str, build: Callable[[Any], Any], ref_label: str, ref_build
+    name: str,
+    description: str,
+    build: Callable[[Any], Any],
+    ref_label: str,
+    ref_build,
+    packed_params: bool = False,
 ) -> Case:
     """A row comparing two optaxish transformations (a wrapper against its inner)."""
     return Case(
         name=name,
         description=description,
-        ours=lambda: _optaxish_impl(build),
-        ref=lambda: _optaxish_impl(ref_build),
+        ours=lambda: _optaxish_impl(build, packed_params),
+        ref=lambda: _optaxish_impl(ref_build, packed_params),
         ref_name=ref_label,
         rtol=float("inf"),  # different math on purpose: no agreement check
     )
@@ -182,5 +187,39 @@ CASES += [
         lambda lib: lib.apply_if_finite(lib.adam(1e-3), 10),
         "optaxish.adam",
         _adam,
+    ),
+    _against_ours(
+        "loss_scaling_vs_adam",
+        "loss_scaling(adam(1e-3)) vs adam(1e-3)",
+        lambda lib: lib.loss_scaling(lib.adam(1e-3)),
+        "optaxish.adam",
+        _adam,
+    ),
+    # The wrappers over the packed engine (parameters held packed).
+    _against_ours(
+        "packed_loss_scaling_vs_adam",
+        "packed(loss_scaling(adam(1e-3))) vs packed(adam(1e-3)), packed params",
+        lambda lib: lib.packing.packed(lib.loss_scaling(lib.adam(1e-3))),
+        "optaxish.packed(adam)",
+        lambda lib: lib.packing.packed(lib.adam(1e-3)),
+        packed_params=True,
+    ),
+    _against_ours(
+        "packed_apply_if_finite_vs_adam",
+        "packed(apply_if_finite(adam(1e-3), 10)) vs packed(adam(1e-3)), packed params",
+        lambda lib: lib.packing.packed(lib.apply_if_finite(lib.adam(1e-3), 10)),
+        "optaxish.packed(adam)",
+        lambda lib: lib.packing.packed(lib.adam(1e-3)),
+        packed_params=True,
+    ),
+    _against_ours(
+        "packed_clip_adamw_vs_adamw",
+        "packed(chain(clip_by_global_norm(1.0), adamw(1e-3))) vs packed(adamw(1e-3))",
+        lambda lib: lib.packing.packed(
+            lib.chain(lib.clip_by_global_norm(1.0), lib.adamw(1e-3))
+        ),
+        "optaxish.packed(adamw)",
+        lambda lib: lib.packing.packed(lib.adamw(1e-3)),
+        packed_params=True,
     ),
 ]

@@ -81,9 +81,17 @@ class Optimizer(
     plain attributes that change the compiled step, e.g. ``epsilon``).
 
     Each step donates the state buffers and the updated variables' values
-    to the compiled step: an array read earlier with ``v.value`` is deleted
-    by the next step (copy it, or read ``v.numpy()``). ``iterations``,
+    to the compiled step: an array read earlier with ``v.value`` may be
+    deleted by the next step (copy it, or read ``v.numpy()``). ``iterations``,
     ``get_slot`` and hyperparameter reads return copies, which survive.
+
+    A list of variables stepped together is kept *packed* when the core
+    transformation is elementwise (see :mod:`optaxish.packing`): their values
+    and slots live in one buffer per dtype, so a step costs a handful of
+    kernels however many variables there are. Reads and ``assign`` go
+    through the buffer; per-variable views (``get_slot``, ``get_weights``,
+    a step over another list) unpack first. The numbers are the same either
+    way; set ``opt.packing = False`` to keep one array per variable.
 
     Thread compatible, not thread-safe (as tf-keras): synchronize concurrent
     calls yourself.
