@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from optaxish import _numerics, slots
 from optaxish._base import GradientTransformation
@@ -38,6 +37,7 @@ from optaxish.optimizers._checks import (
 )
 from optaxish.optimizers._custom import CustomHooksMixin
 from optaxish.optimizers._functional import FunctionalMixin
+from optaxish.optimizers._hyper import HyperparamsMixin, f32
 from optaxish.optimizers._minimize import MinimizeMixin
 from optaxish.optimizers._packed_group import PackedGroup, add_update
 from optaxish.optimizers._packing_mixin import PackingMixin, packed_step
@@ -63,12 +63,13 @@ class OptimizerState(NamedTuple):
     inner_state: tuple[Any, ...]
 
 
-def _f32(value: Any) -> jax.Array:
-    return jnp.asarray(np.asarray(value, np.float32))
-
-
 class Optimizer(
-    PackingMixin, CustomHooksMixin, SlotsWeightsMixin, MinimizeMixin, FunctionalMixin
+    HyperparamsMixin,
+    PackingMixin,
+    CustomHooksMixin,
+    SlotsWeightsMixin,
+    MinimizeMixin,
+    FunctionalMixin,
 ):
     """Base class of the Keras-style optimizers (tf-keras ``OptimizerV2``).
 
@@ -179,78 +180,8 @@ class Optimizer(
         self._steps: dict[Any, Callable] = {}
         self._traces = 0  # number of step traces (for tests and diagnostics)
 
-    # -- hyperparameters ------------------------------------------------------
-
-    def _set_hyper(self, name: str, value: Any) -> None:
-        if name not in self._hyper_names:
-            self._hyper_names.append(name)
-        hp = dict(self._cold.hyperparams)
-        if name == "learning_rate" and (
-            isinstance(value, schedules.LearningRateSchedule) or callable(value)
-        ):
-            self._lr_fn = value
-            hp.setdefault(name, _f32(0.0))
-        else:
-            if isinstance(value, Variable):
-                value = value.value
-            if callable(value) or np.ndim(value) != 0:
-                raise TypeError(
-                    f"Hyperparameter `{name}` must be a real scalar"
-                    + (" (or, for `learning_rate`, a schedule or a callable)")
-                    + f". Received: {name}={value!r}"
-                )
-            if name == "learning_rate":
-                self._lr_fn = None
-            hp[name] = _f32(value)
-        self._set_cold(hyperparams=hp)
-
-    def _get_hyper(self, name: str, dtype: Any = None) -> Any:
-        if self._hook_trace is not None:  # in a custom optimizer's traced step
-            return self._traced_hyper(name, dtype)
-        if dtype is not None:
-            return self._get_hyper(name).astype(dtype)
-        if name == "learning_rate" and self._lr_fn is not None:
-            if isinstance(self._lr_fn, schedules.LearningRateSchedule):
-                return self._lr_fn
-            return self._lr_fn()
-        return jnp.array(self._cold.hyperparams[name], copy=True)
-
-    def __getattr__(self, name: str) -> Any:
-        names = self.__dict__.get("_hyper_names", ())
-        if name == "lr":
-            name = "learning_rate"
-        if name in names:
-            return self._get_hyper(name)
-        raise AttributeError(
-            f"'{type(self).__name__}' object has no attribute '{name}'"
-        )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "lr":
-            name = "learning_rate"
-        if name in self.__dict__.get("_hyper_names", ()):
-            self._set_hyper(name, value)
-        else:
-            object.__setattr__(self, name, value)
-
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         return deepcopy_fresh_steps(self, memo)
-
-    def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *self._hyper_names, "lr"})
-
-    @property
-    def iterations(self) -> jax.Array:
-        """The number of steps taken (a copy, as an int32 scalar array)."""
-        if self._hook_trace is not None:  # in a custom optimizer's traced step
-            return self._hook_trace.iterations
-        return jnp.array(self._cold.iterations, copy=True)
-
-    @iterations.setter
-    def iterations(self, value: Any) -> None:
-        self._set_cold(
-            iterations=jnp.asarray(np.asarray(value).astype(np.int64), jnp.int32)
-        )
 
     # -- subclass hooks ---------------------------------------------------------
 
@@ -388,7 +319,7 @@ class Optimizer(
         if callable(self._lr_fn) and not isinstance(
             self._lr_fn, schedules.LearningRateSchedule
         ):
-            hp["learning_rate"] = _f32(self._lr_fn())
+            hp["learning_rate"] = f32(self._lr_fn())
         if group is not None:
             return OptimizerState(cold.iterations, hp, (group.state,)), [group.values]
         inner = tuple(cold.inner_state[i] for i in indices)
