@@ -532,9 +532,7 @@ def render(result: dict) -> str:
         "variable), median ms: "
         + "; ".join(
             f"{r['shape']}: "
-            + ", ".join(
-                f"{n} {_ms(t)}" for n, t in r.get("value_read_s", {}).items()
-            )
+            + ", ".join(f"{n} {_ms(t)}" for n, t in r.get("value_read_s", {}).items())
             for r in rows
         )
         + ".",

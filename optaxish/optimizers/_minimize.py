@@ -179,7 +179,7 @@ class MinimizeMixin:
 
         unbound: list[Variable] = []
         key = (*base, tuple(id(v) for v in extras))
-        if key not in self._steps:
+        if ("extras", *base) not in self._steps:
             # Trace once to find the variables the loss reads but nobody binds.
             carry, values = self._prepare_carry(indices)
             args = (values, [v.value for v in extras], seed)
