@@ -333,3 +333,38 @@ def test_no_warnings_from_donation():
         warnings.simplefilter("error")
         opt.apply_gradients(zip(G1, [x, y]))
         opt.minimize(lambda: jnp.sum(x**2) + y**2, [x, y])
+
+
+def test_minimize_with_a_tape_stand_in():
+    class Tape:  # duck-types tf.GradientTape.gradient
+        def gradient(self, target, sources):
+            assert float(target) == 5.0
+            return [2 * s.value for s in sources]
+
+    v = Variable([1.0, 2.0])
+    SGD(0.5).minimize(jnp.sum(v.value**2), [v], tape=Tape())
+    np.testing.assert_allclose(v.numpy(), [0.0, 0.0])
+    w = Variable([4.0])
+    SGD(0.25).minimize(
+        jnp.sum(w.value**2), lambda: [w], tape=lambda loss, vs: [2 * w.value]
+    )
+    np.testing.assert_allclose(w.numpy(), [2.0])
+    with pytest.raises(TypeError, match="gradient"):
+        SGD().minimize(1.0, [w], tape=object())
+    with pytest.raises(ValueError, match="grad_loss"):
+        SGD().minimize(1.0, [w], grad_loss=1.0, tape=lambda loss, vs: [w.value])
+
+
+def test_callable_var_list_is_evaluated_after_the_loss_creates_variables():
+    created: list[Variable] = []
+
+    def loss():
+        if not created:  # a lazily built layer, as in Keras
+            created.append(Variable([3.0], name="lazy"))
+        return jnp.sum(created[0] ** 2)
+
+    opt = SGD(0.5)
+    opt.minimize(loss, lambda: created)
+    opt.minimize(loss, lambda: created)
+    np.testing.assert_allclose(created[0].numpy(), [0.0])
+    assert len(created) == 1 and int(opt.iterations) == 2

@@ -397,3 +397,14 @@ def test_lazy_top_level_import():
     import optaxish
 
     assert optaxish.mixed_precision.LossScaleOptimizer is LossScaleOptimizer
+
+
+def test_minimize_with_a_tape_is_a_clear_error():
+    from optaxish import Variable, optimizers
+    from optaxish.mixed_precision import LossScaleOptimizer
+
+    v = Variable([1.0])
+    opt = LossScaleOptimizer(optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match="get_scaled_loss"):
+        opt.minimize(1.0, [v], tape=lambda loss, vs: [v.value])
+    np.testing.assert_array_equal(v.numpy(), [1.0])

@@ -312,5 +312,12 @@ class LossScaleOptimizerBase(MinimizeMixin):
           ValueError: when ``loss`` is not callable.
           TypeError: for a non-variable in ``var_list``.
         """
+        if tape is not None:
+            raise ValueError(
+                "LossScaleOptimizer.minimize takes a callable loss (it scales the "
+                "loss and unscales the gradients itself). With your own gradient "
+                "function, use get_scaled_loss, get_unscaled_gradients and "
+                f"apply_gradients. Received: tape={tape!r}"
+            )
         self._loss_has_been_scaled = self._gradients_have_been_unscaled = True
         return super().minimize(loss, var_list, grad_loss, name, tape)

@@ -114,6 +114,29 @@ class MinimizeMixin:
         variables = [params] if isinstance(params, Variable) else list(params)
         return [self.minimize(loss, variables)]
 
+    def _minimize_with_tape(
+        self, loss: Any, var_list: Any, grad_loss: Any, tape: Any
+    ) -> jax.Array:
+        """``minimize`` of a loss value with a gradient function as ``tape``."""
+        if grad_loss is not None:
+            raise ValueError(
+                "`grad_loss` is not supported with `tape`: pass it to your "
+                f"gradient function instead. Received: grad_loss={grad_loss!r}"
+            )
+        if callable(var_list) and not isinstance(var_list, Variable):
+            var_list = var_list()
+        variables = [var_list] if isinstance(var_list, Variable) else list(var_list)
+        gradient = getattr(tape, "gradient", None)
+        if not callable(gradient) and not callable(tape):
+            raise TypeError(
+                "`tape` must have a `gradient(loss, var_list)` method or be a "
+                f"function `(loss, var_list) -> gradients`. Received: {tape!r}"
+            )
+        grads = (
+            gradient(loss, variables) if callable(gradient) else tape(loss, variables)
+        )
+        return self.apply_gradients(zip(list(grads), variables))
+
     def minimize(
         self,
         loss: Callable[[], Any],
@@ -127,25 +150,51 @@ class MinimizeMixin:
         ``loss`` is a zero-argument callable over variables; it is traced once
         per (loss function, variable structure), so it must read changing
         data through variables, not through Python state. ``var_list`` is a
-        variable, a list or tuple of them, or a callable returning one
-        (called before the loss, unlike tf-keras). Variables that the loss
-        reads but ``var_list`` omits are passed in as constants. Every
-        variable in ``var_list`` gets a gradient (zero when the loss does not
-        depend on it; tf-keras skips those). ``grad_loss`` is the upstream
-        gradient (ones by default).
+        variable, a list or tuple of them, or a callable returning one; as in
+        tf-keras the callable is evaluated after the loss (the first time a
+        loss function is seen, the loss runs once eagerly before it, so
+        variables the loss creates exist). Variables that the loss reads but
+        ``var_list`` omits are passed in as constants. Every variable in
+        ``var_list`` gets a gradient (zero when the loss does not depend on
+        it; tf-keras skips those). ``grad_loss`` is the upstream gradient
+        (ones by default).
+
+        ``tape`` stands in for tf's ``GradientTape`` when ``loss`` is a value
+        rather than a callable: an object with ``gradient(loss, var_list)``
+        or a function ``tape(loss, var_list)`` returning the gradients,
+        which are then applied with :meth:`apply_gradients`.
 
         Raises:
-          ValueError: when ``loss`` is not callable.
+          ValueError: when ``loss`` is not callable and no ``tape`` is given.
           TypeError: for a non-variable in ``var_list``.
+
+        Examples:
+          >>> import jax.numpy as jnp
+          >>> from optaxish import Variable
+          >>> from optaxish.optimizers import SGD
+          >>> w = Variable([1.0, -2.0])
+          >>> opt = SGD(0.1)
+          >>> _ = opt.minimize(lambda: jnp.sum(w * w), [w])
+          >>> w.numpy()
+          array([ 0.8, -1.6], dtype=float32)
+          >>> # A value and a gradient function in place of a tape:
+          >>> grad_fn = lambda loss, var_list: [2 * v.value for v in var_list]
+          >>> _ = opt.minimize(jnp.sum(w * w), [w], tape=grad_fn)
+          >>> w.numpy()
+          array([ 0.64, -1.28], dtype=float32)
         """
         del name
-        if not callable(loss) or tape is not None:
+        if tape is not None:
+            return self._minimize_with_tape(loss, var_list, grad_loss, tape)
+        if not callable(loss):
             raise ValueError(
-                "`tape` is required when a `Tensor` loss is passed, and only a "
-                "callable loss is supported here. Received: "
+                "`tape` is required when a `Tensor` loss is passed. Received: "
                 f"loss={loss!r}, tape={tape!r}."
             )
         if callable(var_list) and not isinstance(var_list, Variable):
+            if ("loss seen", loss) not in self._steps:
+                loss()  # tf-keras: the loss runs first, creating its variables
+                self._steps[("loss seen", loss)] = True
             var_list = var_list()
         variables = [var_list] if isinstance(var_list, Variable) else list(var_list)
         for v in variables:
