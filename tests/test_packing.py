@@ -217,3 +217,16 @@ def test_pack_unpack_round_trip(spec):
     assert jax.tree.unflatten(treedef, leaves).layout == p.layout
     again = jax.jit(lambda x: x)(p)
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), again.unpack(), tree)
+
+
+def test_trees_of_large_leaves_stay_unpacked_with_the_same_numbers():
+    params = {"w": jnp.ones((300, 200)), "b": jnp.zeros(200)}  # mean 30,100
+    tx = packed(ox.adam(0.1), max_mean_size=1_000)
+    state = tx.init(params)
+    assert not isinstance(state.inner_state[0].mu, Packed)
+    grads = jax.tree.map(jnp.ones_like, params)
+    got, _ = tx.update(grads, state, params)
+    want, _ = ox.adam(0.1).update(grads, ox.adam(0.1).init(params), params)
+    jax.tree.map(np.testing.assert_array_equal, got, want)
+    # Parameters held packed are always run packed.
+    assert isinstance(tx.init(pack(params)).inner_state[0].mu, Packed)

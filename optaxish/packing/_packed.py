@@ -48,7 +48,7 @@ def is_packable(tx: Any) -> bool:
     return is_elementwise(tx)
 
 
-def packed(inner: Any) -> GradientTransformationExtraArgs:
+def packed(inner: Any, max_mean_size: int = 2**15) -> GradientTransformationExtraArgs:
     """Runs ``inner`` on the parameters packed into one buffer per dtype.
 
     ``init(params)`` packs the parameters and initializes ``inner`` on them,
@@ -63,8 +63,17 @@ def packed(inner: Any) -> GradientTransformationExtraArgs:
     trust ratios, masks, factored moments) is not packable (see
     :func:`is_packable`): ``packed`` then returns ``inner`` unchanged.
 
+    Packing a tree on every step costs a copy of the gradients; with large
+    leaves that costs more than the per-leaf kernels it saves (on CPU XLA's
+    concatenation of large arrays is slow). So ``init`` on a *tree* whose
+    mean leaf size exceeds ``max_mean_size`` elements keeps ``inner``'s
+    state unpacked, and ``update`` then runs ``inner`` on the tree as is.
+    Parameters given as a :class:`Packed` are always run packed.
+
     Args:
       inner: the transformation to run on packed buffers.
+      max_mean_size: the largest mean leaf size (in elements) of a tree that
+        ``init`` packs.
 
     Returns:
       A :class:`~optaxish.GradientTransformationExtraArgs`.
@@ -94,11 +103,20 @@ def packed(inner: Any) -> GradientTransformationExtraArgs:
         return inner
 
     def init_fn(params):
+        if not isinstance(params, Packed):
+            layout = Layout.of(params)
+            if sum(layout.sizes) > max_mean_size * max(layout.num_leaves, 1):
+                return PackedState(inner.init(params))
         return PackedState(inner.init(pack(params)))
 
     def update_fn(updates, state, params=None, **extra_args):
         layout = _layout_in(state.inner_state)
         as_tree = not isinstance(updates, Packed)
+        if layout is None and as_tree:  # large leaves (or a stateless inner)
+            updates, inner_state = inner.update(
+                updates, state.inner_state, params, **extra_args
+            )
+            return updates, PackedState(inner_state)
         flat = pack(updates, layout)
         flat_params = None if params is None else pack(params, flat.layout)
         flat, inner_state = inner.update(
