@@ -26,6 +26,7 @@ from optaxish.loss_scale import DynamicLossScale, all_finite
 from optaxish.optimizers import Optimizer
 from optaxish.optimizers._checks import deepcopy_fresh_steps, gradient_pairs
 from optaxish.optimizers._minimize import MinimizeMixin
+from optaxish.optimizers._optimizer import with_iterations
 from optaxish.optimizers._packing_mixin import packed_step
 
 _EXAMPLE = """
@@ -246,10 +247,11 @@ class LossScaleOptimizerBase(MinimizeMixin):
         key = (key, packed_step(values))
         fn = self._steps.get(key)
         if fn is None:
-            fn = self._steps[key] = jax.jit(make(), donate_argnums=(0, 1))
-        (new_sub, self._loss_scale), new_values = fn(carry, values, *args)
+            step = with_iterations(make(), lambda carry: carry[0].iterations)
+            fn = self._steps[key] = jax.jit(step, donate_argnums=(0, 1))
+        (new_sub, self._loss_scale), new_values, iterations = fn(carry, values, *args)
         self._optimizer._commit(indices, new_sub, new_values)
-        return self._optimizer.iterations
+        return iterations
 
     def _register(self, variables: list[Variable]) -> list[int]:
         return self._optimizer._register(variables)

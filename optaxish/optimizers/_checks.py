@@ -153,7 +153,7 @@ def deepcopy_fresh_steps(obj: Any, memo: dict[int, Any]) -> Any:
     clone = object.__new__(type(obj))
     memo[id(obj)] = clone
     for key, value in obj.__dict__.items():
-        if key in ("_steps", "_traces", "_index"):  # nothing compiled yet
+        if key in ("_steps", "_traces", "_index", "_packable"):  # start afresh
             fresh = type(value)()
         else:
             fresh = copy.deepcopy(value, memo)

@@ -63,6 +63,20 @@ class OptimizerState(NamedTuple):
     inner_state: tuple[Any, ...]
 
 
+def with_iterations(step: Callable, iterations_of: Callable) -> Callable:
+    """``step`` also returning the new ``iterations`` as its own output.
+
+    That output is a buffer of its own, so it survives the next step (which
+    donates the state): ``apply_gradients`` returns it without an eager copy.
+    """
+
+    def wrapped(carry, values, *args):
+        new_carry, new_values = step(carry, values, *args)
+        return new_carry, new_values, iterations_of(new_carry)
+
+    return wrapped
+
+
 class Optimizer(
     HyperparamsMixin,
     PackingMixin,
@@ -297,10 +311,11 @@ class Optimizer(
         key = (key, packed_step(values))
         fn = self._steps.get(key)
         if fn is None:
-            fn = self._steps[key] = jax.jit(make(), donate_argnums=(0, 1))
-        new_sub, new_values = fn(sub, values, *args)
+            step = with_iterations(make(), lambda carry: carry.iterations)
+            fn = self._steps[key] = jax.jit(step, donate_argnums=(0, 1))
+        new_sub, new_values, iterations = fn(sub, values, *args)
         self._commit(indices, new_sub, new_values)
-        return self.iterations
+        return iterations
 
     def _prepare(
         self, indices: list[int], hot: bool = True

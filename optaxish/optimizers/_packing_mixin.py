@@ -103,6 +103,15 @@ class PackingMixin:
         return i
 
     def _can_pack(self, indices: list[int]) -> bool:
+        # Cached per list and setting: the answer depends only on things fixed
+        # at creation (variables' shapes and constraints, the core's kind).
+        cache = self.__dict__.setdefault("_packable", {})
+        key = (tuple(indices), self.packing)
+        if key not in cache:
+            cache[key] = self._decide_packing(indices)
+        return cache[key]
+
+    def _decide_packing(self, indices: list[int]) -> bool:
         if not self.packing or len(indices) < 2 or self._uses_hooks():
             return False
         if self._clip["clipnorm"] is not None:  # per-variable norms
