@@ -42,6 +42,7 @@ from optaxish.optimizers._minimize import MinimizeMixin
 from optaxish.optimizers._packed_group import PackedGroup, add_update
 from optaxish.optimizers._packing_mixin import PackingMixin, packed_step
 from optaxish.optimizers._slots_weights import SlotsWeightsMixin
+from optaxish.optimizers._stacked import update_together
 from optaxish.packing import pack
 
 _ALLOWED_KWARGS = {"clipnorm", "clipvalue", "lr", "decay", "global_clipnorm"}
@@ -248,16 +249,22 @@ class Optimizer(
             grads = [pack(list(grads), values[0].layout)]
         grads = process_gradients(self, list(grads), variables, aggregate)
         core = self._core(lr, hp)
-        updates, new_inner = [], []
-        for v, g, st in zip(values, grads, state.inner_state):
+        inner = []
+        for st in state.inner_state:
             for piece in slots.paths(st):  # every counter follows `iterations`
                 if piece.slot == "count":
                     st = slots.set(st, piece, it)
-            update, st = core.update(g, st, v)
-            updates.append(update)
-            new_inner.append(st)
+            inner.append(st)
+        together = None
+        if len(values) > 1:  # one update for all: shared scalars computed once
+            together = update_together(core, list(grads), inner, list(values))
+        if together is None:
+            together = tuple(
+                zip(*(core.update(g, st, v) for v, g, st in zip(values, grads, inner)))
+            ) or ((), ())
+        updates, new_inner = together
         new_state = OptimizerState(_numerics.safe_increment(it), hp, tuple(new_inner))
-        return new_state, updates
+        return new_state, list(updates)
 
     def _key(self, variables: list[Variable]) -> tuple:
         lr_key = (
