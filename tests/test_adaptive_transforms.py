@@ -38,6 +38,10 @@ class Case(NamedTuple):
     static: dict = {}  # static keyword arguments for both
     ours_only: dict = {}  # static keyword arguments for ours only
     needs_params: bool = False
+    # Relative tolerance of the parity checks. NovoGrad divides by per-leaf
+    # gradient norms plus a small eps over many steps: the two libraries'
+    # float32 operation orders drift apart by up to ~1.3e-5 (seen once).
+    rtol: float = 1e-5
 
 
 CASES = [
@@ -158,6 +162,7 @@ CASES = [
         optax.scale_by_novograd,
         {"b1": B1, "b2": st.floats(0.1, 0.99), "eps": EPS, "weight_decay": EPS},
         needs_params=True,
+        rtol=3e-5,
     ),
     Case("lion", optaxish.scale_by_lion, optax.scale_by_lion, {"b1": B1, "b2": B2}),
     Case(
@@ -235,7 +240,7 @@ def test_parity_with_optax_traced_hyperparameters(case, data):
     hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
     ours, theirs = _compiled(case.name)(hp, params, grads)["traced"]
     for k in SHAPES:
-        np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ours[k], theirs[k], rtol=case.rtol, atol=1e-6)
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -245,7 +250,7 @@ def test_parity_with_optax_python_defaults_and_state_layout(case):
     out = _compiled(case.name)(_default_hparams(case), params, grads)["default"]
     (p_ours, s_ours), (p_theirs, s_theirs) = out
     for k in SHAPES:
-        np.testing.assert_allclose(p_ours[k], p_theirs[k], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p_ours[k], p_theirs[k], rtol=case.rtol, atol=1e-6)
     assert type(s_ours).__name__ == type(s_theirs).__name__
     assert s_ours._fields == s_theirs._fields
     assert s_ours.__class__ is getattr(optaxish, type(s_ours).__name__)
