@@ -13,6 +13,7 @@ from optaxish._base import GradientTransformation, GradientTransformationExtraAr
 from optaxish._update import apply_updates
 from optaxish.combinators import chain
 from optaxish.optimizers._adamw import Keras3Optimizer
+from optaxish.optimizers._hyper import as_iterations
 from optaxish.transforms import (
     clip_by_block_rms,
     scale,
@@ -204,28 +205,14 @@ class Adafactor(Keras3Optimizer):
         Raises:
           ValueError: on a wrong length or shape; nothing changes then.
         """
-        entries = self._weight_entries()
-        weights = list(weights)
-        if len(weights) != len(entries):
-            raise ValueError(
-                f"You called `set_weights(weights)` on optimizer {self._name} with a "
-                f" weight list of length {len(weights)}, but the optimizer was "
-                f"expecting {len(entries)} weights. Provided weights: "
-                f"{str(weights)[:50]}..."
-            )
+        checked = self._checked_weights(weights)
         state = self._state
         inner = list(state.inner_state)
         iterations = state.iterations
         fields = dict(self._slot_fields())
-        for (_, i, keras_name), w in zip(entries, weights):
-            expected = tuple(np.shape(self._weight_value(i, keras_name)))
-            if expected != tuple(np.shape(w)):
-                raise ValueError(
-                    f"Optimizer weight shape {expected} not compatible "
-                    f"with provided weight shape {tuple(np.shape(w))}."
-                )
+        for (_, i, keras_name), w, _ in checked:
             if i is None:
-                iterations = jnp.asarray(np.asarray(w).astype(np.int64), jnp.int32)
+                iterations = as_iterations(w)
             elif keras_name != "v" or len(self._vars[i].shape) < 2:
                 inner[i] = slots.set(inner[i], fields[keras_name], np.asarray(w))
         self._state = state._replace(iterations=iterations, inner_state=tuple(inner))

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optaxish._variable import _COUNTER, Variable
+from optaxish.optimizers._hyper import as_iterations
 
 WEIGHT = "weight/"  # prefix of the non-slot weights' keys in `hyperparams`
 
@@ -190,29 +191,14 @@ class CustomStateMixin:
         """
         if not self._uses_hooks():
             return super().set_weights(weights)
-        entries = self._weight_entries()
-        weights = list(weights)
-        if not entries and not weights:
+        checked = self._checked_weights(weights)
+        if not checked:
             return None
-        if len(weights) != len(entries):
-            raise ValueError(
-                f"You called `set_weights(weights)` on optimizer {self._name} with a "
-                f" weight list of length {len(weights)}, but the optimizer was "
-                f"expecting {len(entries)} weights. Provided weights: "
-                f"{str(weights)[:50]}..."
-            )
-        new = []
-        for (_, i, f), w in zip(entries, weights):
-            current = self._weight_value(i, f)
-            if tuple(current.shape) != tuple(np.shape(w)):
-                raise ValueError(
-                    f"Optimizer weight shape {tuple(current.shape)} not compatible "
-                    f"with provided weight shape {tuple(np.shape(w))}."
-                )
-            if i is None:
-                new.append(jnp.asarray(np.asarray(w).astype(np.int64), jnp.int32))
-            else:
-                new.append(jnp.asarray(np.asarray(w), current.dtype))
+        entries = [entry for entry, _, _ in checked]
+        new = [
+            as_iterations(w) if i is None else jnp.asarray(np.asarray(w), current.dtype)
+            for (_, i, _), w, current in checked
+        ]
         state = self._state
         hp, inner = dict(state.hyperparams), list(state.inner_state)
         for (_, i, f), value in zip(entries[1:], new[1:]):

@@ -25,6 +25,11 @@ def f32(value: Any) -> jax.Array:
     return jnp.asarray(np.asarray(value, np.float32))
 
 
+def as_iterations(value: Any) -> jax.Array:
+    """``value`` as the int32 ``iterations`` scalar (tf-keras stores int64)."""
+    return jnp.asarray(np.asarray(value).astype(np.int64), jnp.int32)
+
+
 class HyperparamsMixin:
     """``_set_hyper``, ``_get_hyper``, attribute access, ``iterations``."""
 
@@ -94,6 +99,4 @@ class HyperparamsMixin:
 
     @iterations.setter
     def iterations(self, value: Any) -> None:
-        self._set_cold(
-            iterations=jnp.asarray(np.asarray(value).astype(np.int64), jnp.int32)
-        )
+        self._set_cold(iterations=as_iterations(value))

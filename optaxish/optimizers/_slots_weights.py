@@ -10,6 +10,7 @@ import numpy as np
 from optaxish import slots
 from optaxish._variable import Variable
 from optaxish.optimizers import schedules
+from optaxish.optimizers._hyper import as_iterations
 
 
 class SlotsWeightsMixin:
@@ -107,16 +108,14 @@ class SlotsWeightsMixin:
             out.append(value.astype(np.int64) if i is None else value.copy())
         return out
 
-    def set_weights(self, weights: list[Any]) -> None:
-        """Loads a list in :meth:`get_weights` order (a tf-keras list works).
+    def _checked_weights(self, weights: list[Any]) -> list[tuple[Any, Any, Any]]:
+        """``set_weights``' checks, done before anything changes.
 
-        Raises:
-          ValueError: on a wrong length or shape; nothing changes then.
+        Returns ``[(entry, weight, current value)]`` in ``_weight_entries()``
+        order, or raises tf-keras' ``ValueError`` for a wrong length or shape.
         """
         entries = self._weight_entries()
         weights = list(weights)
-        if not entries and not weights:
-            return
         if len(weights) != len(entries):
             raise ValueError(
                 f"You called `set_weights(weights)` on optimizer {self._name} with a "
@@ -124,20 +123,33 @@ class SlotsWeightsMixin:
                 f"expecting {len(entries)} weights. Provided weights: "
                 f"{str(weights)[:50]}..."
             )
+        checked = []
+        for (name, i, f), w in zip(entries, weights):
+            current = self._weight_value(i, f)
+            if tuple(np.shape(current)) != tuple(np.shape(w)):
+                raise ValueError(
+                    f"Optimizer weight shape {tuple(np.shape(current))} not "
+                    f"compatible with provided weight shape {tuple(np.shape(w))}."
+                )
+            checked.append(((name, i, f), w, current))
+        return checked
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Loads a list in :meth:`get_weights` order (a tf-keras list works).
+
+        Raises:
+          ValueError: on a wrong length or shape; nothing changes then.
+        """
+        checked = self._checked_weights(weights)
+        if not checked:
+            return
         state = self._state
         inner = list(state.inner_state)
         hp = dict(state.hyperparams)
         iterations = state.iterations
-        for (_, i, f), w in zip(entries, weights):
-            current = self._weight_value(i, f)
-            w_shape = np.shape(w)
-            if tuple(current.shape) != tuple(w_shape):
-                raise ValueError(
-                    f"Optimizer weight shape {tuple(current.shape)} not compatible "
-                    f"with provided weight shape {tuple(w_shape)}."
-                )
+        for (_, i, f), w, current in checked:
             if i is None:
-                iterations = jnp.asarray(np.asarray(w).astype(np.int64), jnp.int32)
+                iterations = as_iterations(w)
             elif i == -1:
                 hp[f] = jnp.asarray(np.asarray(w, np.dtype(current.dtype)))
             else:
