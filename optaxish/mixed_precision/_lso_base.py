@@ -24,7 +24,7 @@ from optaxish._numerics import safe_increment
 from optaxish._variable import Variable
 from optaxish.loss_scale import DynamicLossScale, all_finite
 from optaxish.optimizers import Optimizer
-from optaxish.optimizers._checks import deepcopy_fresh_steps, gradient_pairs
+from optaxish.optimizers._checks import deepcopy_fresh_steps
 from optaxish.optimizers._minimize import MinimizeMixin
 from optaxish.optimizers._optimizer import with_iterations
 from optaxish.optimizers._packing_mixin import packed_step
@@ -277,23 +277,8 @@ class LossScaleOptimizerBase(MinimizeMixin):
             nothing changes then.
         """
         del name
-        aggregate = bool(experimental_aggregate_gradients)
         _scaling_warning(self._loss_has_been_scaled, self._gradients_have_been_unscaled)
-        checked = gradient_pairs(grads_and_vars)
-        if checked is None:
-            return None
-        variables, grads = checked
-        indices = self._register(variables)
-
-        def make():
-            def step(carry, values, grads):
-                self._traces += 1
-                return self._apply_traced(carry, values, grads, variables, aggregate)
-
-            return step
-
-        key = ("apply", aggregate, self._key(variables))
-        return self._run(key, make, indices, (grads,))
+        return self._apply_pairs(grads_and_vars, bool(experimental_aggregate_gradients))
 
     def minimize(
         self,

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from optaxish._variable import Variable
-from optaxish.optimizers._checks import check_var, unique_variables
+from optaxish.optimizers._checks import check_var, gradient_pairs, unique_variables
 from optaxish.optimizers._packing_mixin import packed_step
 
 
@@ -30,6 +30,28 @@ class MinimizeMixin:
     ``LossScaleOptimizer`` reuses ``minimize`` with its own carry (the inner
     state and the loss scale) instead of copying it.
     """
+
+    def _apply_pairs(self, grads_and_vars: Any, aggregate: bool) -> jax.Array | None:
+        """``apply_gradients``' work: checks, then one compiled step.
+
+        Shared by the optimizers and the wrappers that reuse these hooks
+        (``LossScaleOptimizer``), which differ only in their carry.
+        """
+        checked = gradient_pairs(grads_and_vars, stacklevel=4)
+        if checked is None:
+            return None
+        variables, grads = checked
+        indices = self._register(variables)
+
+        def make():
+            def step(carry, values, grads):
+                self._traces += 1
+                return self._apply_traced(carry, values, grads, variables, aggregate)
+
+            return step
+
+        key = ("apply", aggregate, self._key(variables))
+        return self._run(key, make, indices, (grads,))
 
     def _prepare_carry(self, indices: list[int]) -> tuple[Any, list]:
         """The carry and the variables' values a step starts from."""

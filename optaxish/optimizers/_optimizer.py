@@ -32,7 +32,6 @@ from optaxish.optimizers._aggregation import (
 from optaxish.optimizers._checks import (
     check_var,
     deepcopy_fresh_steps,
-    gradient_pairs,
     unique_variables,
 )
 from optaxish.optimizers._custom import CustomHooksMixin
@@ -402,19 +401,4 @@ class Optimizer(
             optimizer and the variables are unchanged then.
         """
         del name
-        aggregate = bool(experimental_aggregate_gradients)
-        checked = gradient_pairs(grads_and_vars)
-        if checked is None:
-            return None
-        variables, grads = checked
-        indices = self._register(variables)
-
-        def make():
-            def step(carry, values, grads):
-                self._traces += 1
-                return self._apply_traced(carry, values, grads, variables, aggregate)
-
-            return step
-
-        key = ("apply", aggregate, self._key(variables))
-        return self._run(key, make, indices, (grads,))
+        return self._apply_pairs(grads_and_vars, bool(experimental_aggregate_gradients))
