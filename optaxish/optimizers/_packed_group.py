@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optaxish._variable import Variable
+from optaxish.optimizers._stacked import Stack, regroup, split
 from optaxish.packing import Layout, Packed, pack
 
 
@@ -33,15 +34,6 @@ def _write(buffer: jax.Array, flat: jax.Array, offset: jax.Array) -> jax.Array:
 
 
 _write_donated = jax.jit(_write, donate_argnums=0)  # in place
-
-
-class _Leaves:
-    """The unpacked leaves of one ``Packed`` field (a pytree leaf)."""
-
-    __slots__ = ("items",)
-
-    def __init__(self, items: list) -> None:
-        self.items = items
 
 
 class PackedGroup:
@@ -69,7 +61,15 @@ class PackedGroup:
         }
         template = core.init(self.values)
         fresh = all(st is None for st in states)  # new variables: init packed
-        self.state = template if fresh else _pack_states(template, states)
+        if fresh:
+            self.state = template
+        else:
+            self.state = regroup(
+                template,
+                states,
+                _is_packed,
+                lambda node, items: pack(items, node.layout),
+            )
         self._cache: dict[int, jax.Array] = {}
         self._host: list[np.ndarray] | None = None
         for v in variables:
@@ -124,12 +124,15 @@ class PackedGroup:
     def dissolve(self) -> list:
         """Gives each variable its own array back; returns per-variable states."""
         leaves = self.values.unpack()
-        unpacked = jax.tree.map(
-            lambda x: _Leaves(x.unpack()) if isinstance(x, Packed) else x,
+        stacked = jax.tree.map(
+            lambda x: Stack(x.unpack()) if isinstance(x, Packed) else x,
             self.state,
             is_leaf=_is_packed,
         )
-        states = [_state_of(unpacked, j) for j in range(len(self.variables))]
+        # Shared leaves (step counts) are copied: each state is donated alone.
+        states = split(
+            stacked, len(self.variables), shared=lambda x: jnp.array(x, copy=True)
+        )
         self._meta = {}
         for v, value in zip(self.variables, leaves):
             v.__dict__.pop("_store", None)
@@ -141,34 +144,3 @@ class PackedGroup:
 def add_update(value: Any, update: Any) -> Any:
     """``value + update`` in ``value``'s dtype (an array or a ``Packed``)."""
     return jax.tree.map(lambda v, u: (v + u).astype(v.dtype), value, update)
-
-
-def _pack_states(template: Any, states: list) -> Any:
-    """The packed group state: ``template``'s structure, filled from ``states``.
-
-    ``template`` is the core state initialized on the packed values (its
-    per-parameter fields are ``Packed``); ``states`` are the per-variable
-    states (arrays at those places). Other leaves (step counts) are shared
-    by all variables and taken from the first.
-    """
-    paths_t, treedef = jax.tree_util.tree_flatten_with_path(
-        template, is_leaf=_is_packed
-    )
-    per_var = [dict(jax.tree_util.tree_flatten_with_path(st)[0]) for st in states]
-    leaves = []
-    for path, leaf in paths_t:
-        if isinstance(leaf, Packed):
-            leaves.append(pack([s[path] for s in per_var], leaf.layout))
-        else:
-            leaves.append(jnp.array(per_var[0][path], copy=True))
-    return jax.tree.unflatten(treedef, leaves)
-
-
-def _state_of(unpacked: Any, j: int) -> Any:
-    """Variable ``j``'s state, out of a group state whose packed fields were
-    unpacked into :class:`_Leaves`."""
-    return jax.tree.map(
-        lambda x: x.items[j] if isinstance(x, _Leaves) else jnp.array(x, copy=True),
-        unpacked,
-        is_leaf=lambda x: isinstance(x, _Leaves),
-    )

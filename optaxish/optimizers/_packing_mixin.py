@@ -64,8 +64,8 @@ class PackingMixin:
         if "_cold" not in self.__dict__:  # during __init__
             return
         groups = self.__dict__.get("_groups")
-        wanted = None if indices is None else set(indices)
         if groups:
+            wanted = None if indices is None else set(indices)
             inner = list(self._cold.inner_state)
             for key in list(groups):
                 if wanted is not None and wanted.isdisjoint(key):
@@ -80,13 +80,14 @@ class PackingMixin:
         """Initializes the per-variable states of ``indices`` still missing."""
         if self._uses_hooks():  # custom optimizers make their slots themselves
             return
-        inner = list(self._cold.inner_state)
-        hot = {i for key in self.__dict__.get("_groups", {}) for i in key}
-        missing = [
-            i for i in indices if i < len(inner) and inner[i] is None and i not in hot
-        ]
+        inner = self._cold.inner_state
+        missing = [i for i in indices if i < len(inner) and inner[i] is None]
+        if missing:  # rare: only then look at the hot groups (their members are None)
+            hot = {i for key in self.__dict__.get("_groups", {}) for i in key}
+            missing = [i for i in missing if i not in hot]
         if not missing:
             return
+        inner = list(inner)
         hp = self._cold.hyperparams
         core = self._core(hp["learning_rate"], hp)
         for i in missing:

@@ -12,6 +12,7 @@ Pure restructuring: no data moves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -38,16 +39,23 @@ def _is_stack(x: Any) -> bool:
     return isinstance(x, Stack)
 
 
-def update_together(core: Any, grads: list, states: list, values: list):
-    """``core`` applied to all variables in one update.
+def regroup(
+    template: Any,
+    states: list,
+    is_node: Callable[[Any], bool],
+    build: Callable[[Any, list], Any],
+    shared: Callable[[Any], Any] = lambda x: x,
+) -> Any:
+    """One state over all variables, from their per-variable ``states``.
 
-    Returns ``(updates, new_states)`` (one per variable), or ``None`` when
-    the per-variable states do not regroup into the state ``core.init`` gives
-    for a :class:`Stack` (a state whose shape is not one entry per leaf):
-    the caller then updates variable by variable.
+    ``template`` is the core state initialized over all variables at once:
+    each of its per-parameter nodes (``is_node``: a :class:`Stack` or a
+    ``Packed``) becomes ``build(node, [that field of each state])``; every
+    other leaf (a step count, shared by all variables) is ``shared`` of the
+    first state's. Returns ``None`` when the per-variable states do not line
+    up with ``template`` (a state whose shape is not one entry per leaf).
     """
-    template = core.init(Stack(values))  # unused values: removed by XLA
-    paths, treedef = jax.tree_util.tree_flatten_with_path(template, is_leaf=_is_stack)
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template, is_leaf=is_node)
     per_var = [dict(jax.tree_util.tree_flatten_with_path(st)[0]) for st in states]
     if any(len(p) != len(paths) for p in per_var):
         return None
@@ -55,16 +63,36 @@ def update_together(core: Any, grads: list, states: list, values: list):
     for path, leaf in paths:
         if any(path not in p for p in per_var):
             return None
-        if isinstance(leaf, Stack):
-            leaves.append(Stack([p[path] for p in per_var]))
-        else:  # shared by all variables (a step count): the same in each
-            leaves.append(per_var[0][path])
-    combined = jax.tree.unflatten(treedef, leaves)
-    updates, new = core.update(Stack(grads), combined, Stack(values))
-    new_states = [
+        if is_node(leaf):
+            leaves.append(build(leaf, [p[path] for p in per_var]))
+        else:
+            leaves.append(shared(per_var[0][path]))
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def split(state: Any, n: int, shared: Callable[[Any], Any] = lambda x: x) -> list:
+    """The ``n`` per-variable states of a state whose per-parameter nodes are
+    :class:`Stack`\\ s; other leaves go to every variable through ``shared``."""
+    return [
         jax.tree.map(
-            lambda x, j=j: x.items[j] if _is_stack(x) else x, new, is_leaf=_is_stack
+            lambda x, j=j: x.items[j] if _is_stack(x) else shared(x),
+            state,
+            is_leaf=_is_stack,
         )
-        for j in range(len(values))
+        for j in range(n)
     ]
-    return updates.items, new_states
+
+
+def update_together(core: Any, grads: list, states: list, values: list):
+    """``core`` applied to all variables in one update.
+
+    Returns ``(updates, new_states)`` (one per variable), or ``None`` when
+    the per-variable states do not regroup (see :func:`regroup`): the caller
+    then updates variable by variable.
+    """
+    template = core.init(Stack(values))  # unused values: removed by XLA
+    combined = regroup(template, states, _is_stack, lambda _, items: Stack(items))
+    if combined is None:
+        return None
+    updates, new = core.update(Stack(grads), combined, Stack(values))
+    return updates.items, split(new, len(values))
