@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optaxish.tree import global_norm
+
 _F32 = np.float32
 _I32 = np.int32
 
@@ -403,10 +405,48 @@ def _all_finite(tree: Any, scale: jax.Array | None = None) -> jax.Array:
     exact_needed = ~jnp.isfinite(total)
     if scale is not None:
         exact_needed = exact_needed | ~(scale >= 1)
+    return jax.lax.cond(
+        exact_needed, lambda: _exactly_finite(leaves, scale), lambda: jnp.asarray(True)
+    )
+
+
+def _exactly_finite(leaves: list[jax.Array], scale: jax.Array | None) -> jax.Array:
+    """``isfinite`` of every entry of every leaf (divided by ``scale`` if given)."""
+    fn = (lambda x: x) if scale is None else (lambda x: _unscale_leaf(x, scale))
+    flags = [jnp.all(jnp.isfinite(fn(x))) for x in leaves]
+    return functools.reduce(jnp.logical_and, flags, jnp.asarray(True))
+
+
+def _norm_and_finite(
+    tree: Any, scale: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array] | None:
+    """``(global_norm(tree / scale), all_finite(tree / scale))`` in one reduction.
+
+    The reduction reads the leaves as they are (a producer such as the
+    division would be materialised in a fresh buffer before XLA:CPU's
+    reduction kernel reads it); the norm is then divided by ``scale``, which
+    is exact for the power-of-two scales dynamic loss scaling uses. A finite
+    norm means every entry is finite (an inf or NaN makes its square, and the
+    sum, non-finite); only a non-finite norm (a real NaN/inf, or finite
+    entries whose squares overflow the sum) or a scale below 1 runs the exact
+    check, and the norm of the divided leaves, under ``jax.lax.cond``.
+    ``None`` when a leaf is not floating point: the caller then checks with
+    :func:`all_finite`.
+    """
+    leaves = jax.tree.leaves(tree)
+    if not all(jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact) for x in leaves):
+        return None
+    raw = global_norm(tree)
+    exact_needed = ~jnp.isfinite(raw)
+    if scale is not None:
+        exact_needed = exact_needed | ~(scale >= 1)
+
+    def fast():
+        norm = raw if scale is None else _unscale_leaf(raw, scale)
+        return norm, jnp.asarray(True)
 
     def exact():
-        fn = (lambda x: x) if scale is None else (lambda x: _unscale_leaf(x, scale))
-        flags = [jnp.all(jnp.isfinite(fn(x))) for x in leaves]
-        return functools.reduce(jnp.logical_and, flags)
+        divided = leaves if scale is None else [_unscale_leaf(x, scale) for x in leaves]
+        return global_norm(divided).astype(raw.dtype), _exactly_finite(leaves, scale)
 
-    return jax.lax.cond(exact_needed, exact, lambda: jnp.asarray(True))
+    return jax.lax.cond(exact_needed, exact, fast)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -9,6 +11,7 @@ import jax.numpy as jnp
 
 from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
 from optaxish._elementwise import is_elementwise, mark_elementwise
+from optaxish._norm_hint import global_norm_known
 from optaxish._numerics import safe_increment
 from optaxish._update import apply_updates
 from optaxish.loss_scale._values import (
@@ -18,6 +21,7 @@ from optaxish.loss_scale._values import (
     NoOpLossScale,
     StaticLossScale,
     _all_finite,
+    _norm_and_finite,
     _unscale_leaf,
 )
 
@@ -71,10 +75,15 @@ def _step(inner, unscale, updates, state, params, extra_args, apply):
             return tree
         return jax.tree.map(lambda g: _unscale_leaf(g, scale), tree)
 
-    def run_inner():
-        new_updates, new_state = inner.update(
-            unscaled(updates), state.inner_state, params, **extra_args
+    def run_inner(norm=None):
+        grads = unscaled(updates)
+        known = (
+            contextlib.nullcontext() if norm is None else global_norm_known(grads, norm)
         )
+        with known:
+            new_updates, new_state = inner.update(
+                grads, state.inner_state, params, **extra_args
+            )
         if apply:
             new_updates = apply_updates(params, new_updates)
         # Both cond branches must return the same types: keep the state's
@@ -86,24 +95,31 @@ def _step(inner, unscale, updates, state, params, extra_args, apply):
         out, inner_state = run_inner()
         return out, state._replace(inner_state=inner_state)
 
-    # The check reads the gradients once; the unscaling happens inside the
-    # branch, where it fuses into the inner update, so no unscaled copy of the
-    # gradients is ever materialised. Only the inner update (and, with
+    # The check is one reduction over the gradients: their global norm, which `clip_by_global_norm` inside `inner` then reuses instead of
+    # reading the gradients a second time. The unscaling is recomputed inside
+    # the branch, where it fuses into the inner update, so no unscaled copy of
+    # the gradients is ever materialised. Only the inner update (and, with
     # `apply`, the parameter update) and its state go through the cond.
-    finite = _all_finite(updates, scale if scaled else None)
+    checked = _norm_and_finite(updates, scale if scaled else None)
+    if checked is None:
+        norm, finite = None, _all_finite(updates, scale if scaled else None)
+    else:
+        norm, finite = checked
     if apply:
 
         def skip_branch():
             return params, state.inner_state
 
     else:
-        out_shapes = jax.eval_shape(run_inner)[0]
+        out_shapes = jax.eval_shape(functools.partial(run_inner, norm))[0]
 
         def skip_branch():
             zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shapes)
             return zeros, state.inner_state
 
-    out, inner_state = jax.lax.cond(finite, run_inner, skip_branch)
+    out, inner_state = jax.lax.cond(
+        finite, functools.partial(run_inner, norm), skip_branch
+    )
     skipped = state.skipped_steps
     consecutive = state.consecutive_skipped_steps
     return out, LossScalingState(

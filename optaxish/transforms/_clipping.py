@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from optaxish._base import EmptyState, GradientTransformationExtraArgs, init_empty_state
 from optaxish._elementwise import mark_elementwise
+from optaxish._norm_hint import known_global_norm
 from optaxish._numerics import abs_sq
 from optaxish.tree import global_norm
 
@@ -84,8 +85,11 @@ def clip_by_global_norm(
 ) -> GradientTransformationExtraArgs:
     """Rescales all updates together when their global L2 norm exceeds ``max_norm``.
 
-    ``g <- g * max_norm / global_norm`` when ``global_norm > max_norm`` (optax's
-    numbers; Keras ``global_clipnorm``).
+    ``g <- g * (max_norm / global_norm)`` when ``global_norm >= max_norm``
+    (optax's rule and numbers to within one rounding; Keras ``global_clipnorm``).
+    Inside :func:`~optaxish.loss_scale.loss_scaling`, the norm the wrapper
+    already computed for its finiteness check is reused, so the gradients are
+    read once for both.
 
     Args:
       max_norm: the largest global norm the updates may keep.
@@ -101,13 +105,15 @@ def clip_by_global_norm(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        g_norm = global_norm(updates)
-        keep = jnp.squeeze(g_norm < max_norm)
+        g_norm = known_global_norm(updates)
+        if g_norm is None:
+            g_norm = global_norm(updates)
+        # One scalar factor, multiplied in: XLA fuses a multiplication into
+        # every consumer (Adam's two moments) but materialises a divided copy
+        # of the whole tree (a second pass plus a fresh buffer per step).
+        factor = jnp.where(g_norm < max_norm, 1.0, max_norm / g_norm)
         updates = jax.tree.map(
-            lambda t: jax.lax.select(
-                keep, t, ((t / g_norm.astype(t.dtype)) * max_norm).astype(t.dtype)
-            ),
-            updates,
+            lambda t: (t * factor.astype(t.dtype)).astype(t.dtype), updates
         )
         return updates, state
 

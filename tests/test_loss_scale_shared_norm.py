@@ -1,0 +1,114 @@
+"""The loss-scaling check shares its reduction with `clip_by_global_norm`."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optaxish as ox
+from optaxish import _norm_hint
+from optaxish import loss_scale as lsm
+from optaxish.transforms import _clipping
+
+PARAMS = {
+    "w": jnp.asarray(np.random.default_rng(1).standard_normal((6, 5)), jnp.float32),
+    "b": jnp.linspace(-2.0, 2.0, 5),
+}
+
+
+def _count_norms(monkeypatch) -> list[int]:
+    """Counts the global norms `clip_by_global_norm` computes itself while tracing."""
+    calls = [0]
+    real = _clipping.global_norm
+
+    def counting(tree):
+        calls[0] += 1
+        return real(tree)
+
+    monkeypatch.setattr(_clipping, "global_norm", counting)
+    return calls
+
+
+def _scaled(tree, scale):
+    return jax.tree.map(lambda g: g * scale, tree)
+
+
+@pytest.mark.parametrize("scale", [2.0**15, 1.0, 3.0])
+@pytest.mark.parametrize("max_norm", [0.5, 1e3])
+def test_clip_inside_loss_scaling_reuses_the_checks_norm(monkeypatch, scale, max_norm):
+    inner = ox.chain(ox.clip_by_global_norm(max_norm), ox.adam(0.1))
+    tx = lsm.loss_scaling(inner, lsm.DynamicLossScale(scale))
+    grads = jax.tree.map(lambda p: 0.7 * p - 0.2, PARAMS)
+    calls = _count_norms(monkeypatch)
+    u, s = jax.jit(tx.update)(_scaled(grads, scale), tx.init(PARAMS), PARAMS)
+    assert calls[0] == 0  # the clip took the wrapper's norm
+    u_ref, s_ref = inner.update(grads, inner.init(PARAMS), PARAMS)
+    assert calls[0] == 1  # and computes its own outside the wrapper
+    for a, b in zip(
+        jax.tree.leaves((u, s.inner_state)), jax.tree.leaves((u_ref, s_ref))
+    ):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
+
+
+def test_a_clip_after_another_transform_computes_its_own_norm(monkeypatch):
+    inner = ox.chain(ox.scale(3.0), ox.clip_by_global_norm(1.0))
+    tx = lsm.loss_scaling(inner, lsm.DynamicLossScale(4.0))
+    grads = jax.tree.map(lambda p: 0.5 * p, PARAMS)
+    calls = _count_norms(monkeypatch)
+    u, _ = tx.update(_scaled(grads, 4.0), tx.init(PARAMS), PARAMS)
+    assert calls[0] >= 1  # traced for the output shapes and in the branch
+    u_ref, _ = inner.update(grads, inner.init(PARAMS), PARAMS)
+    for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(u_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_squares_overflowing_the_norm_are_not_a_skip():
+    # Finite float32 gradients whose squares overflow: the fast check fails,
+    # the exact one passes, and the clip gets the norm of the unscaled values.
+    big = {"w": jnp.full((3,), 1e20, jnp.float32), "b": jnp.full((2,), -1e20)}
+    inner = ox.chain(ox.clip_by_global_norm(1.0), ox.sgd(1.0))
+    tx = lsm.loss_scaling(inner, lsm.DynamicLossScale(2.0**15))
+    params = jax.tree.map(jnp.zeros_like, big)
+    u, s = jax.jit(tx.update)(big, tx.init(params), params)
+    assert int(s.skipped_steps) == 0 and int(s.loss_scale.counter) == 1
+    u_ref, _ = inner.update(_scaled(big, 2.0**-15), inner.init(params), params)
+    for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(u_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert bool(jnp.all(jnp.isfinite(a)))
+
+
+@pytest.mark.parametrize("bad", [jnp.inf, -jnp.inf, jnp.nan])
+def test_nonfinite_gradients_still_skip_with_a_clip_inside(bad):
+    inner = ox.chain(ox.clip_by_global_norm(1.0), ox.adam(0.1))
+    tx = lsm.loss_scaling(inner, lsm.DynamicLossScale(8.0))
+    state = tx.init(PARAMS)
+    grads = jax.tree.map(jnp.ones_like, PARAMS)
+    grads["w"] = grads["w"].at[2, 3].set(bad)
+    u, new = jax.jit(tx.update)(grads, state, PARAMS)
+    assert all(bool(jnp.all(x == 0)) for x in jax.tree.leaves(u))
+    assert int(new.skipped_steps) == 1 and float(new.loss_scale.loss_scale) == 4.0
+
+
+def test_scale_below_one_checks_the_divided_values():
+    # 3e38 / 0.5 overflows float32: the unscaled gradients are not finite.
+    tx = lsm.loss_scaling(
+        ox.chain(ox.clip_by_global_norm(1.0), ox.sgd(1.0)),
+        lsm.DynamicLossScale(0.5, min_loss_scale=0.125),
+    )
+    params = {"w": jnp.zeros(2)}
+    _, s = tx.update({"w": jnp.array([3e38, 1.0])}, tx.init(params), params)
+    assert int(s.skipped_steps) == 1
+
+
+def test_hint_matches_only_the_same_leaf_objects():
+    a, b = jnp.ones(3), jnp.ones(3)
+    with _norm_hint.global_norm_known({"x": a}, jnp.float32(7.0)):
+        assert float(_norm_hint.known_global_norm({"y": a})) == 7.0
+        assert _norm_hint.known_global_norm({"x": b}) is None
+        assert _norm_hint.known_global_norm({"x": a, "z": a}) is None
+        with _norm_hint.global_norm_known([b], jnp.float32(2.0)):
+            assert float(_norm_hint.known_global_norm([b])) == 2.0
+            assert float(_norm_hint.known_global_norm([a])) == 7.0
+    assert _norm_hint.known_global_norm({"x": a}) is None
