@@ -1,18 +1,22 @@
 """Overhead of loss scaling: ``python -m benchmarks.loss_scale_overhead [--quick]``.
 
 For each tree of ``../shared/bench/shapes.py`` it times, round-robin in one
-process (donated buffers, median after warm-up, ``block_until_ready``):
+process (donated buffers, median after warm-up, ``block_until_ready``), for
+two inner transformations, ``adam(1e-3)`` and
+``chain(clip_by_global_norm(1.0), adam(1e-3))``:
 
-* ``optaxish.adam(1e-3)``, ``loss_scale.loss_scaling(optaxish.adam(1e-3))``
-  followed by ``apply_updates``, and the fused
-  ``loss_scale.loss_scaling_step(adam, ...)`` (dynamic scale, finite
-  gradients: the check runs and the step is applied);
-* ``optax.adam(1e-3)`` and ``optax.apply_if_finite(optax.adam(1e-3), 5)``.
+* the inner step itself (``update`` + ``apply_updates``);
+* ``loss_scale.loss_scaling(inner)`` followed by ``apply_updates`` (the optax
+  protocol: the updates leave the ``lax.cond`` in their own buffer);
+* the fused ``loss_scale.loss_scaling_step(inner, ...)`` (what the Keras-style
+  facade and a hand-written step use);
+* ``optaxish.apply_if_finite(inner, 5)``;
+* and, for comparison, ``optax.apply_if_finite`` around optax's same inner.
 
-and prints the wrapper/inner ratios (the target is <= 1.10 for ours; optax's
-``apply_if_finite`` is the comparison). Timings reuse
-:mod:`benchmarks._harness`; the Markdown table is printed and, unless
-``--no-write``, saved under ``benchmarks/results/loss_scale_<name>.md``.
+The gradients are finite and the scale dynamic, so the check runs and the step
+is applied. It prints the wrapper/inner ratios (the target is <= 1.10) as a
+Markdown table, saved, unless ``--no-write``, under
+``benchmarks/results/loss_scale_<name>.md``.
 """
 
 from __future__ import annotations
@@ -33,33 +37,58 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LR = 1e-3
 
 
+INNERS = ("adam", "clip+adam")
+
+
+def _fused_impl(inner: Any, lsm: Any) -> H.Impl:
+    def step(params, grads, state):
+        return lsm.loss_scaling_step(inner, grads, state, params)
+
+    return H.Impl(init=lsm.loss_scaling(inner).init, step=step)
+
+
 def _impls() -> dict[str, H.Impl]:
     import optax
 
     import optaxish as ox
     from optaxish import loss_scale as lsm
 
-    return {
-        "adam": H.transform_impl(ox.adam(LR), ox.apply_updates),
-        "loss_scaling(adam)": H.transform_impl(
-            lsm.loss_scaling(ox.adam(LR)), ox.apply_updates
-        ),
-        "loss_scaling_step(adam)": H.Impl(
-            init=lsm.loss_scaling(ox.adam(LR)).init,
-            step=lambda p, g, s: lsm.loss_scaling_step(ox.adam(LR), g, s, p),
-        ),
-        "optax.adam": H.transform_impl(optax.adam(LR), optax.apply_updates),
-        "optax.apply_if_finite(adam)": H.transform_impl(
-            optax.apply_if_finite(optax.adam(LR), 5), optax.apply_updates
+    ours = {
+        "adam": lambda: ox.adam(LR),
+        "clip+adam": lambda: ox.chain(ox.clip_by_global_norm(1.0), ox.adam(LR)),
+    }
+    theirs = {
+        "adam": lambda: optax.adam(LR),
+        "clip+adam": lambda: optax.chain(
+            optax.clip_by_global_norm(1.0), optax.adam(LR)
         ),
     }
+    impls = {}
+    for name in INNERS:
+        make = ours[name]
+        impls[name] = H.transform_impl(make(), ox.apply_updates)
+        impls[f"loss_scaling({name})"] = H.transform_impl(
+            lsm.loss_scaling(make()), ox.apply_updates
+        )
+        impls[f"loss_scaling_step({name})"] = _fused_impl(make(), lsm)
+        impls[f"apply_if_finite({name})"] = H.transform_impl(
+            ox.apply_if_finite(make(), 5), ox.apply_updates
+        )
+        impls[f"optax {name}"] = H.transform_impl(theirs[name](), optax.apply_updates)
+        impls[f"optax apply_if_finite({name})"] = H.transform_impl(
+            optax.apply_if_finite(theirs[name](), 5), optax.apply_updates
+        )
+    return impls
 
 
-PAIRS = [
-    ("loss_scaling(adam)", "adam"),
-    ("loss_scaling_step(adam)", "adam"),
-    ("optax.apply_if_finite(adam)", "optax.adam"),
+#: (column label, wrapper impl, inner impl), per inner.
+COLUMNS = [
+    ("loss_scaling + apply", "loss_scaling({})", "{}"),
+    ("loss_scaling_step", "loss_scaling_step({})", "{}"),
+    ("apply_if_finite", "apply_if_finite({})", "{}"),
+    ("optax apply_if_finite", "optax apply_if_finite({})", "optax {}"),
 ]
+PAIRS = [(w.format(i), b.format(i)) for i in INNERS for _, w, b in COLUMNS]
 
 
 def _paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -98,39 +127,33 @@ def measure(shape: str, params_np: Any, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
-    head = (
-        "| shape | leaves | adam ms | loss_scaling(adam) ms | ratio (IQR) "
-        "| loss_scaling_step ms | ratio (IQR) "
-        "| optax.adam ms | apply_if_finite ms | optax ratio (IQR) |"
-    )
-    sep = "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     lines = [
         "# Loss-scaling overhead",
         "",
         f"- {machine['date']}; {machine['cpu_model']}, {machine['cpu_count']} cores; "
         f"backend {machine['backend']}; jax {machine['jax']}, optax {machine['optax']}",
         f"- load average at start: {machine['load_average']}",
-        "- ratio = wrapper / inner (median of the per-round paired ratios; IQR "
-        "in brackets), finite gradients, donated buffers.",
+        "- ratio = wrapper step / inner step (median of the per-round paired "
+        "ratios; interquartile range in brackets), finite gradients, donated "
+        "buffers; optax's wrapper against optax's inner.",
         "",
-        head,
-        sep,
+        "| shape | inner | inner ms | "
+        + " | ".join(label for label, _, _ in COLUMNS)
+        + " |",
+        "|---|---|--:|" + "--:|" * len(COLUMNS),
     ]
     for r in rows:
-        m = r["median_ms"]
-        ours = r["loss_scaling(adam) / adam"]
-        fused = r["loss_scaling_step(adam) / adam"]
-        ref = r["optax.apply_if_finite(adam) / optax.adam"]
-        lines.append(
-            f"| {r['shape']} | {r['leaves']} | {m['adam']:.2f} | "
-            f"{m['loss_scaling(adam)']:.2f} | **{ours['paired_median']:.2f}** "
-            f"({ours['paired_iqr'][0]:.2f}–{ours['paired_iqr'][1]:.2f}) | "
-            f"{m['loss_scaling_step(adam)']:.2f} | **{fused['paired_median']:.2f}** "
-            f"({fused['paired_iqr'][0]:.2f}–{fused['paired_iqr'][1]:.2f}) | "
-            f"{m['optax.adam']:.2f} | {m['optax.apply_if_finite(adam)']:.2f} | "
-            f"{ref['paired_median']:.2f} "
-            f"({ref['paired_iqr'][0]:.2f}–{ref['paired_iqr'][1]:.2f}) |"
-        )
+        for inner in INNERS:
+            cells = []
+            for _, w, b in COLUMNS:
+                pair = r[f"{w.format(inner)} / {b.format(inner)}"]
+                lo, hi = pair["paired_iqr"]
+                cells.append(f"**{pair['paired_median']:.2f}** ({lo:.2f}–{hi:.2f})")
+            lines.append(
+                f"| {r['shape']} | {inner} | {r['median_ms'][inner]:.2f} | "
+                + " | ".join(cells)
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -165,12 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         row["leaves"] = len(spec)
         row["params"] = int(sum(np.prod(s) for s in spec.values()))
         rows.append(row)
-        ours = row["loss_scaling(adam) / adam"]["paired_median"]
-        fused = row["loss_scaling_step(adam) / adam"]["paired_median"]
-        ref = row["optax.apply_if_finite(adam) / optax.adam"]["paired_median"]
+        summary = "  ".join(
+            f"{a} {row[f'{a} / {b}']['paired_median']:.2f}" for a, b in PAIRS
+        )
         print(
-            f"  {shape:14s} loss_scaling/adam {ours:.2f}   step/adam {fused:.2f}   "
-            f"apply_if_finite/adam {ref:.2f}   ({time.perf_counter() - t0:.0f}s)",
+            f"  {shape:14s} {summary}  ({time.perf_counter() - t0:.0f}s)",
             file=sys.stderr,
             flush=True,
         )

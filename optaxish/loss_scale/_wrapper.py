@@ -163,7 +163,8 @@ def loss_scaling(
 
     1. unscales the gradients (``g / scale``, unless ``unscale=False``);
     2. with a :class:`DynamicLossScale`, checks them for NaN/inf with one
-       summation pass (see :func:`all_finite`); then, under ``jax.lax.cond``,
+       reduction (their global norm; an exact per-entry check runs only when
+       the norm is not finite); then, under ``jax.lax.cond``,
 
        * finite: runs ``inner.update`` on the unscaled gradients and advances
          the growth counter (and the scale after ``period`` finite steps);
@@ -184,13 +185,15 @@ def loss_scaling(
     Put the wrapper outermost (around the whole chain): a transformation
     chained *after* it still runs, on zero updates, on a skipped step.
 
-    Cost: the check reads the gradients once, and the ``lax.cond`` keeps XLA
-    from fusing the inner update into the caller's ``apply_updates``, so the
-    updates are materialised in a fresh buffer: on CPU this costs about as
-    much as optax's ``apply_if_finite``. When you write the training step
-    yourself, :func:`loss_scaling_step` runs update *and* apply under one cond
-    and costs little more than the check (``benchmarks/loss_scale_overhead.py``
-    measures both).
+    Cost: the check is one reduction over the gradients, their global norm,
+    which a :func:`~optaxish.clip_by_global_norm` at the head of ``inner``
+    reuses, so with clipping the check reads nothing extra. The ``lax.cond``
+    keeps XLA from fusing the inner update into the caller's
+    ``apply_updates``: the updates land in a fresh buffer, which on CPU costs
+    about as much as optax's ``apply_if_finite``. When you write the training
+    step yourself, :func:`loss_scaling_step` runs update *and* apply under one
+    cond: on CPU it measured 1.01-1.12x the plain step with a clipped inner
+    chain and 1.02-1.26x without (``benchmarks/loss_scale_overhead.py``).
 
     Args:
       inner: the transformation to wrap (ours or optax's; a chain, an alias...).
