@@ -401,18 +401,27 @@ class Variable:
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape (fixed at creation)."""
-        store = self.__dict__.get("_store")
-        if store is not None:
-            return store.shape_of(self)
-        return tuple(self._value.shape)
+        return self._shape_dtype[0]
 
     @property
     def dtype(self) -> np.dtype:
         """The dtype (fixed at creation)."""
-        store = self.__dict__.get("_store")
-        if store is not None:
-            return store.dtype_of(self)
-        return self._value.dtype
+        return self._shape_dtype[1]
+
+    @property
+    def _shape_dtype(self) -> tuple[tuple[int, ...], np.dtype]:
+        # Both are fixed at creation (`assign` keeps them), so they are read
+        # once: every optimizer step checks them for every variable.
+        cached = self.__dict__.get("_shape_dtype_cache")
+        if cached is None:
+            store = self.__dict__.get("_store")
+            if store is not None:
+                cached = (store.shape_of(self), store.dtype_of(self))
+            else:
+                value = self._value
+                cached = (tuple(value.shape), value.dtype)
+            self.__dict__["_shape_dtype_cache"] = cached
+        return cached
 
     @property
     def ndim(self) -> int:

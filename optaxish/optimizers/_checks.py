@@ -96,13 +96,35 @@ def unique_variables(variables: list[Variable], where: str) -> None:
         seen.add(id(v))
 
 
+# Concrete array types seen to pass `check_grad` untouched (jax's ArrayImpl):
+# a gradient of one of these types with the variable's shape and dtype is
+# taken as it is, after two attribute reads instead of the full checks.
+_PLAIN_ARRAY_TYPES: set[type] = set()
+
+
+def _checked_grad(grad: Any, var: Variable) -> jax.Array:
+    shape, dtype = var._shape_dtype
+    if (
+        type(grad) in _PLAIN_ARRAY_TYPES
+        and grad.shape == shape
+        and grad.dtype == dtype
+        and dtype in _FLOAT_DTYPES
+    ):
+        return grad
+    checked = check_grad(grad, var)
+    if checked is grad and not isinstance(grad, jax.core.Tracer):
+        _PLAIN_ARRAY_TYPES.add(type(grad))
+    return checked
+
+
 def gradient_pairs(
     grads_and_vars: Any, stacklevel: int = 3
 ) -> tuple[list[Variable], list[jax.Array]] | None:
     """``apply_gradients``' input checks: ``(variables, gradients)`` to step.
 
     ``None`` gradients are dropped with a warning naming their variables;
-    ``None`` is returned for an empty input.
+    ``None`` is returned for an empty input. Runs on every step, so the common
+    case (arrays of the variables' shapes and dtypes) takes a short path.
 
     Raises:
       TypeError: for a malformed pair or a wrong dtype.
@@ -113,24 +135,27 @@ def gradient_pairs(
     pairs = parse_pairs(grads_and_vars)
     if not pairs:
         return None
-    present = [(g, v) for g, v in pairs if g is not None]
-    if not present:
+    variables = [v for g, v in pairs if g is not None]
+    if not variables:
         names = [v.name for _, v in pairs]
         raise ValueError(
             f"No gradients provided for any variable: {names}. Provided "
             f"`grads_and_vars` is {tuple(pairs)}."
         )
-    missing = [v.name for g, v in pairs if g is None]
-    variables = [v for _, v in present]
-    unique_variables(variables, "grads_and_vars")
-    grads = [check_grad(g, v) for g, v in present]
-    if any(isinstance(g, jax.core.Tracer) for g in grads):
+    if len({id(v) for v in variables}) != len(variables):
+        unique_variables(variables, "grads_and_vars")
+    grads = [_checked_grad(g, v) for g, v in pairs if g is not None]
+    if any(
+        type(g) not in _PLAIN_ARRAY_TYPES and isinstance(g, jax.core.Tracer)
+        for g in grads
+    ):
         raise RuntimeError(
             "`apply_gradients` updates variables in place and cannot be "
             "called inside a JAX transformation (jit, shard_map, pmap, ...). "
             "Use `optimizer.stateless_apply(...)` there."
         )
-    if missing:
+    if len(variables) != len(pairs):
+        missing = [v.name for g, v in pairs if g is None]
         warnings.warn(
             f"Gradients do not exist for variables {missing} when minimizing "
             "the loss. If you're using `model.compile()`, did you forget to "

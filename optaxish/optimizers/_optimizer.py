@@ -271,7 +271,7 @@ class Optimizer(
             if isinstance(self._lr_fn, schedules.LearningRateSchedule)
             else None
         )
-        shapes = tuple((v.shape, v.dtype) for v in variables)
+        shapes = tuple(v._shape_dtype for v in variables)
         clip_key = tuple(self._clip.values())
         grad_key = (
             self.gradient_aggregator,
@@ -285,6 +285,12 @@ class Optimizer(
         """Creates slots for new variables; returns every variable's index."""
         if self._uses_hooks():  # a custom `_create_slots`
             return self._hook_register(variables)
+        index, stored = self._index, self._vars
+        positions = [index.get(id(v)) for v in variables]
+        if None not in positions and all(
+            stored[i] is v for i, v in zip(positions, variables)
+        ):  # every step after the first
+            return positions
         if len(self._index) != len(self._vars):  # e.g. after a deep copy
             self._index = {id(v): j for j, v in enumerate(self._vars)}
         new = [v for v in variables if id(v) not in self._index]
