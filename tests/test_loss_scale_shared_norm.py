@@ -112,3 +112,17 @@ def test_hint_matches_only_the_same_leaf_objects():
             assert float(_norm_hint.known_global_norm([b])) == 2.0
             assert float(_norm_hint.known_global_norm([a])) == 7.0
     assert _norm_hint.known_global_norm({"x": a}) is None
+
+
+def test_packed_inner_reuses_the_norm_too(monkeypatch):
+    inner = ox.packing.packed(
+        ox.chain(ox.clip_by_global_norm(0.5), ox.adam(0.1)), max_mean_size=10**9
+    )
+    tx = lsm.loss_scaling(inner, lsm.DynamicLossScale(2.0**10))
+    grads = jax.tree.map(lambda p: 0.7 * p - 0.2, PARAMS)
+    calls = _count_norms(monkeypatch)
+    u, s = jax.jit(tx.update)(_scaled(grads, 2.0**10), tx.init(PARAMS), PARAMS)
+    assert calls[0] == 0
+    u_ref, _ = inner.update(grads, inner.init(PARAMS), PARAMS)
+    for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(u_ref)):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, NamedTuple
 
 import jax
 
 from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
 from optaxish._elementwise import is_elementwise, mark_elementwise
+from optaxish._norm_hint import global_norm_known, known_global_norm
 from optaxish.packing._layout import Layout, Packed, pack
 
 
@@ -117,11 +119,15 @@ def packed(inner: Any, max_mean_size: int = 2**15) -> GradientTransformationExtr
                 updates, state.inner_state, params, **extra_args
             )
             return updates, PackedState(inner_state)
+        norm = known_global_norm(updates)  # packing keeps the norm
         flat = pack(updates, layout)
         flat_params = None if params is None else pack(params, flat.layout)
-        flat, inner_state = inner.update(
-            flat, state.inner_state, flat_params, **extra_args
-        )
+        with (
+            contextlib.nullcontext() if norm is None else global_norm_known(flat, norm)
+        ):
+            flat, inner_state = inner.update(
+                flat, state.inner_state, flat_params, **extra_args
+            )
         return (flat.unpack() if as_tree else flat), PackedState(inner_state)
 
     return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
