@@ -126,3 +126,34 @@ def test_packed_inner_reuses_the_norm_too(monkeypatch):
     u_ref, _ = inner.update(grads, inner.init(PARAMS), PARAMS)
     for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(u_ref)):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_keras_loss_scale_optimizer_with_global_clipnorm_reads_once(
+    monkeypatch, packing
+):
+    from optaxish.mixed_precision import LossScaleOptimizer
+    from optaxish.optimizers import Adam
+
+    def run(make_opt):
+        variables = [
+            ox.Variable(np.full((4, 3), 0.5, np.float32)),
+            ox.Variable([1.0, -2.0]),
+        ]
+        opt = make_opt()
+        (getattr(opt, "inner_optimizer", opt)).packing = packing
+        for step in range(3):
+            grads = [jnp.full((4, 3), 0.3 * step + 0.1), jnp.array([2.0, -1.0])]
+            if hasattr(opt, "get_unscaled_gradients"):  # exact: a power of two
+                scale = opt.get_scaled_loss(jnp.float32(1.0))
+                grads = opt.get_unscaled_gradients([g * scale for g in grads])
+            opt.apply_gradients(zip(grads, variables))
+        return [v.numpy() for v in variables]
+
+    calls = _count_norms(monkeypatch)
+    wrapped = run(lambda: LossScaleOptimizer(Adam(0.1, global_clipnorm=0.5)))
+    assert calls[0] == 0  # the clip used the finiteness check's norm
+    plain = run(lambda: Adam(0.1, global_clipnorm=0.5))
+    assert calls[0] >= 1
+    for a, b in zip(wrapped, plain):
+        np.testing.assert_allclose(a, b, rtol=2e-6)

@@ -12,6 +12,7 @@ kwargs, and one compiled step per variable structure (per loss function for
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 
 from optaxish import _numerics, slots
 from optaxish._base import GradientTransformation
+from optaxish._norm_hint import global_norm_known, known_global_norm
 from optaxish._variable import Variable
 from optaxish.optimizers import schedules
 from optaxish.optimizers._aggregation import (
@@ -244,9 +246,13 @@ class Optimizer(
             lr = lr / (1.0 + self._initial_decay * step)
         if variables is None or packed_step(values):
             variables = [None] * len(values)
-        if packed_step(values) and not packed_step(grads):
-            grads = [pack(list(grads), values[0].layout)]
-        grads = process_gradients(self, list(grads), variables, aggregate)
+        with contextlib.ExitStack() as known:
+            if packed_step(values) and not packed_step(grads):
+                norm = known_global_norm(grads)  # packing keeps the norm
+                grads = [pack(list(grads), values[0].layout)]
+                if norm is not None:
+                    known.enter_context(global_norm_known(grads, norm))
+            grads = process_gradients(self, list(grads), variables, aggregate)
         core = self._core(lr, hp)
         inner = []
         for st in state.inner_state:
