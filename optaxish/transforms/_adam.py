@@ -237,12 +237,25 @@ def scale_by_adam(
             )
         elif nesterov:
             mu_hat = nesterov_mu_hat(updates, mu, b1, count)
+        elif epsilon_hat:
+            # tf-keras folds both bias corrections into one scalar,
+            # sqrt(1 - b2^t) / (1 - b1^t): one per-element division fewer.
+            mu_hat = None
         else:
             mu_hat = tree.bias_correction(mu, b1, count)
-        v = nu if epsilon_hat else tree.bias_correction(nu, b2, count)
-        updates = _adaptive_step(
-            mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat
-        )
+        if mu_hat is None:
+            coef = jnp.sqrt(1 - b2**count) / (1 - b1**count)
+            updates = map_updates(
+                lambda g, m, s: coef * m / (jnp.sqrt(s + eps_root) + eps),
+                updates,
+                mu,
+                nu,
+            )
+        else:
+            v = nu if epsilon_hat else tree.bias_correction(nu, b2, count)
+            updates = _adaptive_step(
+                mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat
+            )
         mu, nu = cast_like(mu, state.mu), cast_like(nu, state.nu)
         if scheduled:
             return updates, ScaleByNadamState(count, mu, nu, product)
