@@ -2,8 +2,9 @@
 
 For each tree of ``../shared/bench/shapes.py`` it times, round-robin in one
 process (donated buffers, median after warm-up, ``block_until_ready``), for
-two inner transformations, ``adam(1e-3)`` and
-``chain(clip_by_global_norm(1.0), adam(1e-3))``:
+four inner transformations, ``adam(1e-3)``,
+``chain(clip_by_global_norm(1.0), adam(1e-3))`` and both under
+``packing.packed`` with the parameters held packed:
 
 * the inner step itself (``update`` + ``apply_updates``);
 * ``loss_scale.loss_scaling(inner)`` followed by ``apply_updates`` (the optax
@@ -11,7 +12,8 @@ two inner transformations, ``adam(1e-3)`` and
 * the fused ``loss_scale.loss_scaling_step(inner, ...)`` (what the Keras-style
   facade and a hand-written step use);
 * ``optaxish.apply_if_finite(inner, 5)``;
-* and, for comparison, ``optax.apply_if_finite`` around optax's same inner.
+* and, for comparison, ``optax.apply_if_finite`` around optax's same inner
+  (for the unpacked inners).
 
 The gradients are finite and the scale dynamic, so the check runs and the step
 is applied. It prints the wrapper/inner ratios (the target is <= 1.10) as a
@@ -22,6 +24,7 @@ Markdown table, saved, unless ``--no-write``, under
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -37,7 +40,9 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LR = 1e-3
 
 
-INNERS = ("adam", "clip+adam")
+INNERS = ("adam", "clip+adam", "packed adam", "packed clip+adam")
+#: The inners optax has a counterpart for (the packed ones hold packed parameters).
+OPTAX_INNERS = ("adam", "clip+adam")
 
 
 def _fused_impl(inner: Any, lsm: Any) -> H.Impl:
@@ -47,15 +52,25 @@ def _fused_impl(inner: Any, lsm: Any) -> H.Impl:
     return H.Impl(init=lsm.loss_scaling(inner).init, step=step)
 
 
+def _held_packed(impl: H.Impl, ox: Any) -> H.Impl:
+    """``impl`` run on parameters (and gradients) held packed."""
+    return dataclasses.replace(impl, wrap=ox.packing.pack, unwrap=lambda p: p.unpack())
+
+
 def _impls() -> dict[str, H.Impl]:
     import optax
 
     import optaxish as ox
     from optaxish import loss_scale as lsm
 
+    def clip_adam():
+        return ox.chain(ox.clip_by_global_norm(1.0), ox.adam(LR))
+
     ours = {
         "adam": lambda: ox.adam(LR),
-        "clip+adam": lambda: ox.chain(ox.clip_by_global_norm(1.0), ox.adam(LR)),
+        "clip+adam": clip_adam,
+        "packed adam": lambda: ox.packing.packed(ox.adam(LR)),
+        "packed clip+adam": lambda: ox.packing.packed(clip_adam()),
     }
     theirs = {
         "adam": lambda: optax.adam(LR),
@@ -66,18 +81,26 @@ def _impls() -> dict[str, H.Impl]:
     impls = {}
     for name in INNERS:
         make = ours[name]
-        impls[name] = H.transform_impl(make(), ox.apply_updates)
-        impls[f"loss_scaling({name})"] = H.transform_impl(
-            lsm.loss_scaling(make()), ox.apply_updates
-        )
-        impls[f"loss_scaling_step({name})"] = _fused_impl(make(), lsm)
-        impls[f"apply_if_finite({name})"] = H.transform_impl(
-            ox.apply_if_finite(make(), 5), ox.apply_updates
-        )
-        impls[f"optax {name}"] = H.transform_impl(theirs[name](), optax.apply_updates)
-        impls[f"optax apply_if_finite({name})"] = H.transform_impl(
-            optax.apply_if_finite(theirs[name](), 5), optax.apply_updates
-        )
+        sides = {
+            name: H.transform_impl(make(), ox.apply_updates),
+            f"loss_scaling({name})": H.transform_impl(
+                lsm.loss_scaling(make()), ox.apply_updates
+            ),
+            f"loss_scaling_step({name})": _fused_impl(make(), lsm),
+            f"apply_if_finite({name})": H.transform_impl(
+                ox.apply_if_finite(make(), 5), ox.apply_updates
+            ),
+        }
+        if name.startswith("packed"):
+            sides = {k: _held_packed(v, ox) for k, v in sides.items()}
+        impls.update(sides)
+        if name in OPTAX_INNERS:
+            impls[f"optax {name}"] = H.transform_impl(
+                theirs[name](), optax.apply_updates
+            )
+            impls[f"optax apply_if_finite({name})"] = H.transform_impl(
+                optax.apply_if_finite(theirs[name](), 5), optax.apply_updates
+            )
     return impls
 
 
@@ -88,7 +111,12 @@ COLUMNS = [
     ("apply_if_finite", "apply_if_finite({})", "{}"),
     ("optax apply_if_finite", "optax apply_if_finite({})", "optax {}"),
 ]
-PAIRS = [(w.format(i), b.format(i)) for i in INNERS for _, w, b in COLUMNS]
+PAIRS = [
+    (w.format(i), b.format(i))
+    for i in INNERS
+    for _, w, b in COLUMNS
+    if i in OPTAX_INNERS or not w.startswith("optax")
+]
 
 
 def _paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -146,7 +174,10 @@ def render(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
         for inner in INNERS:
             cells = []
             for _, w, b in COLUMNS:
-                pair = r[f"{w.format(inner)} / {b.format(inner)}"]
+                pair = r.get(f"{w.format(inner)} / {b.format(inner)}")
+                if pair is None:
+                    cells.append("–")
+                    continue
                 lo, hi = pair["paired_iqr"]
                 cells.append(f"**{pair['paired_median']:.2f}** ({lo:.2f}–{hi:.2f})")
             lines.append(
