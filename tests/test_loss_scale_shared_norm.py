@@ -6,10 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import optaxish as ox
 from optaxish import _norm_hint
 from optaxish import loss_scale as lsm
+from optaxish.loss_scale import _values
 from optaxish.transforms import _clipping
 
 PARAMS = {
@@ -157,3 +160,35 @@ def test_keras_loss_scale_optimizer_with_global_clipnorm_reads_once(
     assert calls[0] >= 1
     for a, b in zip(wrapped, plain):
         np.testing.assert_allclose(a, b, rtol=2e-6)
+
+
+_ENTRIES = st.one_of(
+    st.floats(-1e4, 1e4, width=32, allow_subnormal=True),
+    st.floats(width=32, allow_nan=False, allow_infinity=False),  # squares can overflow
+    st.sampled_from([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-40]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    leaves=st.lists(st.lists(_ENTRIES, min_size=0, max_size=6), max_size=4),
+    scale=st.sampled_from([None, 1.0, 2.0**15, 0.5, 3.0]),
+)
+def test_norm_and_finite_agree_with_the_exact_definitions(leaves, scale):
+    tree = [jnp.asarray(np.asarray(xs, np.float32)) for xs in leaves]
+    s = None if scale is None else jnp.float32(scale)
+    norm, finite = jax.jit(_values._norm_and_finite)(tree, s)
+    divided = [x if s is None else _values._unscale_leaf(x, s) for x in tree]
+    expect_finite = all(bool(jnp.all(jnp.isfinite(x))) for x in divided)
+    assert bool(finite) == expect_finite
+    if expect_finite:  # then the clip may use the norm: it must be the divided tree's
+        # ... as `clip_by_global_norm` computes it in float32, or closer to the
+        # exact value (dividing first can underflow squares that the raw
+        # gradients keep).
+        got = float(norm)
+        as_clip = float(ox.global_norm(divided))
+        exact = float(
+            np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in tree))
+            / (1.0 if scale is None else scale)
+        )
+        assert np.isclose(got, as_clip, rtol=2e-6) or np.isclose(got, exact, rtol=1e-5)
