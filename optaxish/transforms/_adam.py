@@ -106,10 +106,20 @@ def _scheduled_mu_hat(updates, mu, b1, count, schedule_decay, mu_product):
     return mu_hat, product
 
 
-def _adaptive_step(mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat):
-    """``mu_hat / (sqrt(v + eps_root) + eps)``, or the epsilon-hat form."""
+def _adaptive_step(
+    mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat, mu_correction=None
+):
+    """``mu_hat / (sqrt(v + eps_root) + eps)``, or the epsilon-hat form.
+
+    ``mu_correction`` (epsilon-hat form only): ``1 - b1**count`` when
+    ``mu_hat`` is the uncorrected first moment. tf-keras folds both bias
+    corrections into one scalar, ``sqrt(1 - b2^t) / (1 - b1^t)``: one
+    per-element division fewer than correcting ``mu`` first.
+    """
     if epsilon_hat:
         factor = jnp.sqrt(1 - b2**count)
+        if mu_correction is not None:
+            factor = factor / mu_correction
         fn = lambda g, m, s: factor * m / (jnp.sqrt(s + eps_root) + eps)  # noqa: E731
     else:
         fn = lambda g, m, s: m / (jnp.sqrt(s + eps_root) + eps)  # noqa: E731
@@ -231,31 +241,21 @@ def scale_by_adam(
         mu = tree.update_moment(updates, state.mu, b1, 1)
         nu = tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
         count = _numerics.safe_increment(state.count)
+        mu_correction = None
         if scheduled:
             mu_hat, product = _scheduled_mu_hat(
                 updates, mu, b1, count, momentum_schedule_decay, state.mu_product
             )
         elif nesterov:
             mu_hat = nesterov_mu_hat(updates, mu, b1, count)
-        elif epsilon_hat:
-            # tf-keras folds both bias corrections into one scalar,
-            # sqrt(1 - b2^t) / (1 - b1^t): one per-element division fewer.
-            mu_hat = None
+        elif epsilon_hat:  # corrected inside `_adaptive_step`'s scalar
+            mu_hat, mu_correction = mu, 1 - b1**count
         else:
             mu_hat = tree.bias_correction(mu, b1, count)
-        if mu_hat is None:
-            coef = jnp.sqrt(1 - b2**count) / (1 - b1**count)
-            updates = map_updates(
-                lambda g, m, s: coef * m / (jnp.sqrt(s + eps_root) + eps),
-                updates,
-                mu,
-                nu,
-            )
-        else:
-            v = nu if epsilon_hat else tree.bias_correction(nu, b2, count)
-            updates = _adaptive_step(
-                mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat
-            )
+        v = nu if epsilon_hat else tree.bias_correction(nu, b2, count)
+        updates = _adaptive_step(
+            mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat, mu_correction
+        )
         mu, nu = cast_like(mu, state.mu), cast_like(nu, state.nu)
         if scheduled:
             return updates, ScaleByNadamState(count, mu, nu, product)
