@@ -32,8 +32,14 @@ def _stack() -> list[tuple[tuple[Any, ...], Any]]:
 
 
 @contextlib.contextmanager
-def global_norm_known(tree: Any, value: jax.Array) -> Iterator[None]:
-    """Within the block, :func:`known_global_norm` of ``tree``'s leaves is ``value``."""
+def global_norm_known(tree: Any, value: jax.Array | None) -> Iterator[None]:
+    """Within the block, :func:`known_global_norm` of ``tree``'s leaves is ``value``.
+
+    ``value=None`` (no norm known) records nothing.
+    """
+    if value is None:
+        yield
+        return
     stack = _stack()
     stack.append((tuple(jax.tree.leaves(tree)), value))
     try:

@@ -115,6 +115,8 @@ def test_hint_matches_only_the_same_leaf_objects():
             assert float(_norm_hint.known_global_norm([b])) == 2.0
             assert float(_norm_hint.known_global_norm([a])) == 7.0
     assert _norm_hint.known_global_norm({"x": a}) is None
+    with _norm_hint.global_norm_known({"x": a}, None):  # nothing known: no record
+        assert _norm_hint.known_global_norm({"x": a}) is None
 
 
 def test_packed_inner_reuses_the_norm_too(monkeypatch):

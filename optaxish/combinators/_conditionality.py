@@ -6,8 +6,6 @@ inner ``update`` does not run at all and its state comes back bit-identical.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -184,21 +182,6 @@ class ApplyIfFiniteState(NamedTuple):
     inner_state: Any
 
 
-def _all_finite(updates: Any) -> tuple[jax.Array | None, jax.Array]:
-    """``(global norm or None, no NaN or infinity in any leaf)``.
-
-    Floating-point trees are checked through their global norm (one fast
-    summation kernel per leaf, where an ``isfinite(...).all()`` reduction is
-    several times slower on CPU); the norm is handed on to a
-    ``clip_by_global_norm`` at the head of ``inner``.
-    """
-    checked = _norm_and_finite(updates)
-    if checked is not None:
-        return checked
-    flags = [jnp.isfinite(x).all() for x in jax.tree.leaves(updates)]
-    return None, functools.reduce(jnp.logical_and, flags, jnp.asarray(True))
-
-
 def apply_if_finite(
     inner: Any, max_consecutive_errors: int
 ) -> GradientTransformationExtraArgs:
@@ -238,7 +221,9 @@ def apply_if_finite(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        norm, finite = _all_finite(updates)
+        # One reduction (the global norm), handed on to a `clip_by_global_norm`
+        # at the head of `inner`; an `isfinite(...).all()` per leaf is slower.
+        norm, finite = _norm_and_finite(updates)
         notfinite_count = jnp.where(
             finite,
             jnp.zeros([], jnp.int32),
@@ -246,12 +231,7 @@ def apply_if_finite(
         )
 
         def run(_):
-            known = (
-                contextlib.nullcontext()
-                if norm is None
-                else global_norm_known(updates, norm)
-            )
-            with known:
+            with global_norm_known(updates, norm):
                 return inner.update(updates, state.inner_state, params, **extra_args)
 
         def skip(_):

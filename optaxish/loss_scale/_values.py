@@ -419,7 +419,7 @@ def _exactly_finite(leaves: list[jax.Array], scale: jax.Array | None) -> jax.Arr
 
 def _norm_and_finite(
     tree: Any, scale: jax.Array | None = None
-) -> tuple[jax.Array, jax.Array] | None:
+) -> tuple[jax.Array | None, jax.Array]:
     """``(global_norm(tree / scale), all_finite(tree / scale))`` in one reduction.
 
     The reduction reads the leaves as they are (a producer such as the
@@ -430,12 +430,13 @@ def _norm_and_finite(
     sum, non-finite); only a non-finite norm (a real NaN/inf, or finite
     entries whose squares overflow the sum) or a scale below 1 runs the exact
     check, and the norm of the divided leaves, under ``jax.lax.cond``.
-    ``None`` when a leaf is not floating point: the caller then checks with
-    :func:`all_finite`.
+    When a leaf is not floating point the norm is not
+    :func:`optaxish.global_norm`'s, so none is given (``(None, finite)``,
+    checked as :func:`all_finite` does).
     """
     leaves = jax.tree.leaves(tree)
     if not all(jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact) for x in leaves):
-        return None
+        return None, _all_finite(tree, scale)
     raw = global_norm(tree)
     exact_needed = ~jnp.isfinite(raw)
     if scale is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from typing import Any, NamedTuple
 
@@ -20,7 +19,6 @@ from optaxish.loss_scale._values import (
     LossScale,
     NoOpLossScale,
     StaticLossScale,
-    _all_finite,
     _norm_and_finite,
     _unscale_leaf,
 )
@@ -77,10 +75,7 @@ def _step(inner, unscale, updates, state, params, extra_args, apply):
 
     def run_inner(norm=None):
         grads = unscaled(updates)
-        known = (
-            contextlib.nullcontext() if norm is None else global_norm_known(grads, norm)
-        )
-        with known:
+        with global_norm_known(grads, norm):
             new_updates, new_state = inner.update(
                 grads, state.inner_state, params, **extra_args
             )
@@ -101,11 +96,7 @@ def _step(inner, unscale, updates, state, params, extra_args, apply):
     # the branch, where it fuses into the inner update, so no unscaled copy of
     # the gradients is ever materialised. Only the inner update (and, with
     # `apply`, the parameter update) and its state go through the cond.
-    checked = _norm_and_finite(updates, scale if scaled else None)
-    if checked is None:
-        norm, finite = None, _all_finite(updates, scale if scaled else None)
-    else:
-        norm, finite = checked
+    norm, finite = _norm_and_finite(updates, scale if scaled else None)
     if apply:
 
         def skip_branch():

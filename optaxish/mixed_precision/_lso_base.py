@@ -12,7 +12,6 @@ are donated to it. Scaling and unscaling are the core value's ``scale`` and
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,7 +23,7 @@ import numpy as np
 from optaxish._norm_hint import global_norm_known
 from optaxish._numerics import safe_increment
 from optaxish._variable import Variable
-from optaxish.loss_scale import DynamicLossScale, all_finite
+from optaxish.loss_scale import DynamicLossScale
 from optaxish.loss_scale._values import _norm_and_finite
 from optaxish.optimizers import Optimizer
 from optaxish.optimizers._checks import deepcopy_fresh_steps
@@ -230,16 +229,10 @@ class LossScaleOptimizerBase(MinimizeMixin):
         if not isinstance(ls, DynamicLossScale):  # a fixed scale never skips
             new_sub, new_values = inner_step()
             return (new_sub, ls), list(new_values)
-        checked = _norm_and_finite(grads)
-        norm, finite = (None, all_finite(grads)) if checked is None else checked
+        norm, finite = _norm_and_finite(grads)
 
         def apply():
-            known = (
-                contextlib.nullcontext()
-                if norm is None
-                else global_norm_known(grads, norm)
-            )
-            with known:
+            with global_norm_known(grads, norm):
                 new_sub, new_values = inner_step()
             return _cast_like(new_sub, sub), _cast_like(list(new_values), values)
 

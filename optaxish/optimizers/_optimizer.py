@@ -12,7 +12,6 @@ kwargs, and one compiled step per variable structure (per loss function for
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -246,12 +245,10 @@ class Optimizer(
             lr = lr / (1.0 + self._initial_decay * step)
         if variables is None or packed_step(values):
             variables = [None] * len(values)
-        with contextlib.ExitStack() as known:
-            if packed_step(values) and not packed_step(grads):
-                norm = known_global_norm(grads)  # packing keeps the norm
-                grads = [pack(list(grads), values[0].layout)]
-                if norm is not None:
-                    known.enter_context(global_norm_known(grads, norm))
+        norm = known_global_norm(grads)  # packing keeps the norm
+        if packed_step(values) and not packed_step(grads):
+            grads = [pack(list(grads), values[0].layout)]
+        with global_norm_known(grads, norm):
             grads = process_gradients(self, list(grads), variables, aggregate)
         core = self._core(lr, hp)
         inner = []

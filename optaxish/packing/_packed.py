@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, NamedTuple
 
 import jax
@@ -122,9 +121,7 @@ def packed(inner: Any, max_mean_size: int = 2**15) -> GradientTransformationExtr
         norm = known_global_norm(updates)  # packing keeps the norm
         flat = pack(updates, layout)
         flat_params = None if params is None else pack(params, flat.layout)
-        with (
-            contextlib.nullcontext() if norm is None else global_norm_known(flat, norm)
-        ):
+        with global_norm_known(flat, norm):
             flat, inner_state = inner.update(
                 flat, state.inner_state, flat_params, **extra_args
             )
