@@ -21,7 +21,7 @@ def check_var(var: Any) -> None:
     """A float ``Variable``, or a ``TypeError`` (tf-keras' "Invalid type")."""
     if not isinstance(var, Variable):
         raise TypeError(f"Expected an optaxish.Variable. Received: {var!r}")
-    if var.dtype not in _FLOAT_DTYPES:
+    if var._shape_dtype[1] not in _FLOAT_DTYPES:
         raise TypeError(
             f"Invalid type {var.dtype} for {var.name}, expected: {list(FLOAT_DTYPES)}."
         )
@@ -34,10 +34,9 @@ def check_grad(grad: Any, var: Variable) -> jax.Array:
     are converted to it.
     """
     check_var(var)
+    shape, dtype = var._shape_dtype
     if (
-        isinstance(grad, jax.Array)
-        and grad.dtype == var.dtype
-        and grad.shape == var.shape
+        isinstance(grad, jax.Array) and grad.dtype == dtype and grad.shape == shape
     ):  # the common case, checked without a conversion
         return grad
     if hasattr(grad, "dtype"):
@@ -96,35 +95,13 @@ def unique_variables(variables: list[Variable], where: str) -> None:
         seen.add(id(v))
 
 
-# Concrete array types seen to pass `check_grad` untouched (jax's ArrayImpl):
-# a gradient of one of these types with the variable's shape and dtype is
-# taken as it is, after two attribute reads instead of the full checks.
-_PLAIN_ARRAY_TYPES: set[type] = set()
-
-
-def _checked_grad(grad: Any, var: Variable) -> jax.Array:
-    shape, dtype = var._shape_dtype
-    if (
-        type(grad) in _PLAIN_ARRAY_TYPES
-        and grad.shape == shape
-        and grad.dtype == dtype
-        and dtype in _FLOAT_DTYPES
-    ):
-        return grad
-    checked = check_grad(grad, var)
-    if checked is grad and not isinstance(grad, jax.core.Tracer):
-        _PLAIN_ARRAY_TYPES.add(type(grad))
-    return checked
-
-
 def gradient_pairs(
     grads_and_vars: Any, stacklevel: int = 3
 ) -> tuple[list[Variable], list[jax.Array]] | None:
     """``apply_gradients``' input checks: ``(variables, gradients)`` to step.
 
     ``None`` gradients are dropped with a warning naming their variables;
-    ``None`` is returned for an empty input. Runs on every step, so the common
-    case (arrays of the variables' shapes and dtypes) takes a short path.
+    ``None`` is returned for an empty input.
 
     Raises:
       TypeError: for a malformed pair or a wrong dtype.
@@ -142,13 +119,9 @@ def gradient_pairs(
             f"No gradients provided for any variable: {names}. Provided "
             f"`grads_and_vars` is {tuple(pairs)}."
         )
-    if len({id(v) for v in variables}) != len(variables):
-        unique_variables(variables, "grads_and_vars")
-    grads = [_checked_grad(g, v) for g, v in pairs if g is not None]
-    if any(
-        type(g) not in _PLAIN_ARRAY_TYPES and isinstance(g, jax.core.Tracer)
-        for g in grads
-    ):
+    unique_variables(variables, "grads_and_vars")
+    grads = [check_grad(g, v) for g, v in pairs if g is not None]
+    if any(isinstance(g, jax.core.Tracer) for g in grads):
         raise RuntimeError(
             "`apply_gradients` updates variables in place and cannot be "
             "called inside a JAX transformation (jit, shard_map, pmap, ...). "
