@@ -194,3 +194,15 @@ def test_norm_and_finite_agree_with_the_exact_definitions(leaves, scale):
             / (1.0 if scale is None else scale)
         )
         assert np.isclose(got, as_clip, rtol=2e-6) or np.isclose(got, exact, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.int32])
+def test_low_precision_trees_are_checked_without_their_squares(dtype):
+    # float16 squares of scaled gradients overflow (300**2 > 65504): the check
+    # sums in float32 instead and hands no norm on.
+    tree = {"g": jnp.full((4,), 300, dtype), "f": jnp.ones(2, jnp.float32)}
+    norm, finite = _values._norm_and_finite(tree, jnp.float32(2.0**15))
+    assert norm is None and bool(finite)
+    tree["g"] = tree["g"].at[1].set(jnp.inf) if dtype != jnp.int32 else tree["g"]
+    _, finite = _values._norm_and_finite(tree, jnp.float32(2.0**15))
+    assert bool(finite) == (dtype == jnp.int32)

@@ -417,6 +417,13 @@ def _exactly_finite(leaves: list[jax.Array], scale: jax.Array | None) -> jax.Arr
     return functools.reduce(jnp.logical_and, flags, jnp.asarray(True))
 
 
+def _squares_safely(dtype: Any) -> bool:
+    """Floating (or complex) and at least as wide as float32."""
+    return jnp.issubdtype(dtype, jnp.inexact) and jnp.promote_types(
+        dtype, jnp.float32
+    ) == jnp.dtype(dtype)
+
+
 def _norm_and_finite(
     tree: Any, scale: jax.Array | None = None
 ) -> tuple[jax.Array | None, jax.Array]:
@@ -430,12 +437,14 @@ def _norm_and_finite(
     sum, non-finite); only a non-finite norm (a real NaN/inf, or finite
     entries whose squares overflow the sum) or a scale below 1 runs the exact
     check, and the norm of the divided leaves, under ``jax.lax.cond``.
-    When a leaf is not floating point the norm is not
-    :func:`optaxish.global_norm`'s, so none is given (``(None, finite)``,
-    checked as :func:`all_finite` does).
+    Only for trees of float32 (or wider) leaves: ``global_norm`` squares
+    float16/bfloat16 leaves in their own dtype, where gradients of a scaled
+    loss overflow (a float16 ``300**2``) and would send every step down the
+    exact path, and a non-float leaf has no norm. Those trees get
+    ``(None, all_finite(tree / scale))``, whose sum accumulates in float32.
     """
     leaves = jax.tree.leaves(tree)
-    if not all(jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact) for x in leaves):
+    if not all(_squares_safely(jnp.asarray(x).dtype) for x in leaves):
         return None, _all_finite(tree, scale)
     raw = global_norm(tree)
     exact_needed = ~jnp.isfinite(raw)
