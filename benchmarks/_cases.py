@@ -137,6 +137,27 @@ def _against_ours(
     )
 
 
+def _multisteps_step_impl(k: int, packed_params: bool = False) -> Impl:
+    """``MultiSteps(adam).step``: update and ``apply_updates`` fused; with
+    ``packed_params``, ``MultiSteps(packed(adam))`` on packed parameters (the
+    accumulator is then one buffer too)."""
+    import optaxish
+
+    inner = optaxish.adam(1e-3)
+    if packed_params:
+        inner = optaxish.packing.packed(inner)
+    ms = optaxish.MultiSteps(inner, every_k_schedule=k)
+    impl = Impl(init=ms.init, step=lambda p, g, s: ms.step(g, s, p))
+    if not packed_params:
+        return impl
+    return Impl(
+        init=impl.init,
+        step=impl.step,
+        wrap=optaxish.packing.pack,
+        unwrap=lambda p: p.unpack(),
+    )
+
+
 def _adam(lib: Any) -> Any:
     return lib.adam(1e-3)
 
@@ -181,6 +202,19 @@ CASES += [
         "optaxish.adam",
         _adam,
     ),
+    Case(
+        "multisteps_step_mini_vs_adam",
+        "MultiSteps(adam(1e-3), every_k_schedule=10**9).step mini-step vs adam(1e-3)",
+        ours=lambda: _multisteps_step_impl(10**9),
+        ref=lambda: _optaxish_impl(_adam),
+        ref_name="optaxish.adam",
+        rtol=float("inf"),  # a mini-step applies nothing: no agreement check
+    ),
+    transform_case(
+        "multisteps_mini",
+        "MultiSteps(adam(1e-3), every_k_schedule=10**9) mini-step, ours vs optax's",
+        lambda lib: lib.MultiSteps(lib.adam(1e-3), every_k_schedule=10**9),
+    ),
     _against_ours(
         "apply_if_finite_vs_adam",
         "apply_if_finite(adam(1e-3), 10) vs adam(1e-3)",
@@ -211,6 +245,17 @@ CASES += [
         "optaxish.packed(adam)",
         lambda lib: lib.packing.packed(lib.adam(1e-3)),
         packed_params=True,
+    ),
+    Case(
+        "packed_multisteps_step_mini_vs_adam",
+        "MultiSteps(packed(adam(1e-3)), 10**9).step mini-step vs packed(adam(1e-3)), "
+        "packed params",
+        ours=lambda: _multisteps_step_impl(10**9, packed_params=True),
+        ref=lambda: _optaxish_impl(
+            lambda lib: lib.packing.packed(lib.adam(1e-3)), packed_params=True
+        ),
+        ref_name="optaxish.packed(adam)",
+        rtol=float("inf"),  # a mini-step applies nothing: no agreement check
     ),
     _against_ours(
         "packed_clip_adamw_vs_adamw",

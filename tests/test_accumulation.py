@@ -56,10 +56,11 @@ def wobble(x, t):
     return 0.3 * jnp.cos(0.37 * t * idx)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "mean", "skip", "lib_name"))
-def run(params, target, hp, bad, *, k, mean, skip, lib_name):
+@functools.partial(jax.jit, static_argnames=("k", "mean", "skip", "lib_name", "fused"))
+def run(params, target, hp, bad, *, k, mean, skip, lib_name, fused=False):
     """STEPS steps; the gradients at the ``bad`` steps are multiplied by NaN
-    (for skip_not_finite) or by 100 (otherwise)."""
+    (for skip_not_finite) or by 100 (otherwise). ``fused``: ``MultiSteps.step``
+    instead of ``update`` + ``apply_updates``."""
     lib = ox if lib_name == "ox" else optax
     spike = jnp.nan if skip == "skip_not_finite" else 100.0
     opt = make_multisteps(lib, hp, k, mean, skip)
@@ -68,6 +69,9 @@ def run(params, target, hp, bad, *, k, mean, skip, lib_name):
         p, s = carry
         g = jax.tree.map(lambda x, y: x - y + wobble(x, t), p, target)
         g = jax.tree.map(lambda x: jnp.where(bad[t], spike * x, x), g)
+        if fused:
+            p, s = opt.step(g, s, p)
+            return (p, s), (opt.has_updated(s), s)
         u, s = opt.update(g, s, p)
         return (lib.apply_updates(p, u), s), (opt.has_updated(s), s)
 
@@ -75,6 +79,7 @@ def run(params, target, hp, bad, *, k, mean, skip, lib_name):
     return jax.lax.scan(step, init, jnp.arange(STEPS))
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["update", "step"])
 @pytest.mark.parametrize(
     "k, mean, skip",
     [
@@ -90,13 +95,15 @@ def run(params, target, hp, bad, *, k, mean, skip, lib_name):
     lr=st.floats(1e-3, 0.1),
     bad=st.lists(st.integers(0, STEPS - 1), max_size=6, unique=True),
 )
-def test_multisteps_matches_optax(k, mean, skip, seed, lr, bad):
+def test_multisteps_matches_optax(k, mean, skip, fused, seed, lr, bad):
     bad_mask = np.zeros(STEPS, bool)
     if skip is not None:
         bad_mask[bad] = True
     args = (random_params(seed), random_params(seed + 1), {"lr": jnp.float32(lr)})
     kw = dict(k=k, mean=mean, skip=skip)
-    (p1, s1), (emitted1, states1) = run(*args, bad_mask, lib_name="ox", **kw)
+    (p1, s1), (emitted1, states1) = run(
+        *args, bad_mask, lib_name="ox", fused=fused, **kw
+    )
     (p2, s2), (emitted2, _) = run(*args, bad_mask, lib_name="optax", **kw)
     assert_close(p1, p2)
     assert_close(jax.tree.leaves(s1), jax.tree.leaves(s2))
@@ -158,8 +165,56 @@ def test_mini_steps_do_not_run_the_inner_optimizer(skip_fn):
     jax.effects_barrier()
     assert len(calls) == 2  # optax's MultiSteps would run it 8 times
     assert int(state.gradient_step) == 2
-    jaxpr = jax.make_jaxpr(opt.update)(params, state, params)
-    assert "cond" in {eqn.primitive.name for eqn in jaxpr.jaxpr.eqns}
+    step = jax.jit(opt.step)
+    for _ in range(4):
+        params, state = step(params, state, params)
+    jax.effects_barrier()
+    assert len(calls) == 3 and int(state.gradient_step) == 3
+    # A zero-or-one-trip while loop: its carried buffers are updated in place.
+    for fn in (opt.update, opt.step):
+        jaxpr = jax.make_jaxpr(fn)(params, state, params)
+        assert "while" in {eqn.primitive.name for eqn in jaxpr.jaxpr.eqns}
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_step_is_update_then_apply_updates(k):
+    """Same parameters (to the rounding of the fused add) and the same state."""
+    opt = ox.MultiSteps(ox.adamw(0.05, weight_decay=0.1), k)
+    params, target = random_params(8), random_params(9)
+    update = jax.jit(opt.update)
+    step = jax.jit(opt.step, donate_argnums=(1, 2))
+    p1, s1 = params, opt.init(params)
+    p2, s2 = jax.tree.map(jnp.copy, params), opt.init(params)
+    for t in range(7):
+        g = jax.tree.map(lambda x, y, t=t: x - y + wobble(x, t), p1, target)
+        u, s1 = update(g, s1, p1)
+        p1 = ox.apply_updates(p1, u)
+        p2, s2 = step(g, s2, p2)
+        assert_close(p2, p1, rtol=1e-6, atol=1e-7)
+        assert_close(jax.tree.leaves(s2), jax.tree.leaves(s1), rtol=1e-6, atol=1e-7)
+        assert bool(opt.has_updated(s2)) == ((t + 1) % k == 0)
+
+
+def test_step_mini_steps_leave_params_bit_identical():
+    opt = ox.MultiSteps(ox.adam(0.1), 3, should_skip_update_fn=ox.skip_not_finite)
+    params = random_params(10)
+    state = opt.init(params)
+    new_params, state = jax.jit(opt.step)(params, state, params)
+    same_leaves(new_params, params)
+    assert int(state.mini_step) == 1
+    bad = jax.tree.map(lambda x: x.at[...].set(jnp.inf), params)
+    new_params, new_state = jax.jit(opt.step)(bad, state, params)
+    same_leaves(new_params, params)
+    same_leaves(new_state._replace(skip_state=()), state._replace(skip_state=()))
+
+
+def test_update_is_forward_differentiable():
+    """The zero-or-one-trip loop supports jvp (reverse mode: see the docstring)."""
+    opt = ox.MultiSteps(ox.sgd(0.5), 1)
+    state = opt.init(jnp.zeros(2))
+    f = lambda g: opt.update(g, state)[0]  # noqa: E731
+    _, tangent = jax.jvp(f, (jnp.ones(2),), (jnp.full(2, 2.0),))
+    np.testing.assert_allclose(tangent, jnp.full(2, -1.0))
 
 
 def test_skipped_step_keeps_state_bit_identical_and_returns_zeros():
@@ -228,3 +283,5 @@ def test_api_surface_and_errors():
     bad = ox.MultiSteps(inner, 2, should_skip_update_fn=lambda u, s, p: (1, ()))
     with pytest.raises(ValueError, match="bool scalar"):
         bad.update(jnp.ones(2), bad.init(jnp.zeros(2)))
+    with pytest.raises(ValueError, match="params"):
+        opt.step(jnp.ones(2), opt.init(jnp.zeros(2)), None)
