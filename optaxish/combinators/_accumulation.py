@@ -326,21 +326,21 @@ class MultiSteps:
 
         # The wrapped optimizer runs in a while loop of zero or one iteration
         # rather than a `lax.cond`: XLA updates a loop's carried buffers in
-        # place, so a mini-step passes the parameters, the inner state and the
-        # accumulator through untouched, while a cond materialised the
-        # accumulated value and the zero updates in fresh temporaries (on CPU,
-        # page faults on every mini-step: 3.6x an Adam step on one 4M leaf,
-        # now 0.3x with `step`). The loop-invariant inputs go through an
+        # place, so a mini-step passes the parameters and the inner state
+        # through untouched, while a cond materialised the accumulated value
+        # and the zero updates in fresh temporaries (on CPU, page faults on
+        # every mini-step: 3.6x an Adam step on one 4M leaf, now 0.3x with
+        # `step`; an emitting step 1.4x). The loop-invariant inputs go through an
         # optimization barrier tied to the loop counter, or XLA would hoist
         # their share of the inner update out of the loop and run it on every
         # mini-step. The price: like any while loop, this update can be
         # differentiated in forward mode only.
         def body(carry):
-            i, out, inner_state, acc = carry
+            i, out, inner_state = carry
             # (With `apply`, the parameters are the carried `out`: reading the
             # `params` argument here would keep the old buffer alive, a copy.)
-            _, grads, current, dynamic_in = jax.lax.optimization_barrier(
-                (i, updates, out if apply else params, dynamic)
+            _, grads, acc, current, dynamic_in = jax.lax.optimization_barrier(
+                (i, updates, state.acc_grads, out if apply else params, dynamic)
             )
             new_updates, new_state = run_inner(
                 acc, grads, inner_state, current, dynamic_in
@@ -349,11 +349,7 @@ class MultiSteps:
                 new_out = apply_updates(current, new_updates)
             else:
                 new_out = _cast_like(new_updates, out)
-            # The accumulator is consumed: zero it here, where it is read.
-            consumed = jax.tree.map(
-                lambda a: jnp.where(i >= 0, jnp.zeros_like(a), a), acc
-            )
-            return i + 1, new_out, _cast_like(new_state, inner_state), consumed
+            return i + 1, new_out, _cast_like(new_state, inner_state)
 
         if apply:
             out = params
@@ -369,19 +365,22 @@ class MultiSteps:
                 dynamic,
             )
             out = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shape)
-        _, out, inner_state, acc = jax.lax.while_loop(
+        trips, out, inner_state = jax.lax.while_loop(
             lambda carry: carry[0] < run.astype(jnp.int32),
             body,
-            (jnp.zeros([], jnp.int32), out, state.inner_opt_state, state.acc_grads),
+            (jnp.zeros([], jnp.int32), out, state.inner_opt_state),
         )
-        # Read only the loop's accumulator (zero if the loop ran, else the old
-        # one, in the same buffer): one fused pass, in place.
+        # The accumulator's update reads the loop's trip count (`ran` implies
+        # `emits`), so XLA schedules it after the loop, which reads the old
+        # accumulator: one fused pass, in place, and no copy to keep the old
+        # values alive.
+        emitted = jnp.logical_or(emits, trips > 0)
         acc_grads = jax.tree.map(
             lambda new, old: jnp.where(
-                should_skip, old, jnp.where(emits, jnp.zeros_like(new), new)
+                should_skip, old, jnp.where(emitted, jnp.zeros_like(new), new)
             ),
-            accumulated(acc, updates),
-            acc,
+            accumulated(state.acc_grads, updates),
+            state.acc_grads,
         )
         keep = lambda new, old: jnp.where(should_skip, old, new)  # noqa: E731
         return out, MultiStepsState(
