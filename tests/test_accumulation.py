@@ -285,3 +285,36 @@ def test_api_surface_and_errors():
         bad.update(jnp.ones(2), bad.init(jnp.zeros(2)))
     with pytest.raises(ValueError, match="params"):
         opt.step(jnp.ones(2), opt.init(jnp.zeros(2)), None)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["update", "step"])
+def test_vmapped_states_match_one_by_one(fused):
+    """Under vmap the 0-or-1-trip loop gets a batched predicate; each member of
+    the batch must still follow its own schedule (here: different mini_step)."""
+    opt = ox.MultiSteps(ox.adam(0.1), 3)
+    params = random_params(11)
+    states = [opt.init(params)]
+    for _ in range(2):  # members at mini_step 0, 1 and 2
+        _, s = opt.update(params, states[-1], params)
+        states.append(s)
+    batched = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    stacked_params = jax.tree.map(lambda x: jnp.stack([x] * 3), params)
+
+    def one(g, s, p):
+        if fused:
+            return opt.step(g, s, p)
+        u, s = opt.update(g, s, p)
+        return ox.apply_updates(p, u), s
+
+    out_p, out_s = jax.jit(jax.vmap(one))(stacked_params, batched, stacked_params)
+    for i, s in enumerate(states):
+        p_i, s_i = jax.jit(one)(params, s, params)
+        # Batched and unbatched kernels may round differently (1 ulp).
+        assert_close(jax.tree.map(lambda x, i=i: x[i], out_p), p_i, 1e-6, 1e-7)
+        assert_close(
+            jax.tree.leaves(jax.tree.map(lambda x, i=i: x[i], out_s)),
+            jax.tree.leaves(s_i),
+            1e-6,
+            1e-7,
+        )
+    assert list(np.asarray(out_s.gradient_step)) == [0, 0, 1]
