@@ -10,6 +10,7 @@ and set ``ref_name``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,19 +95,20 @@ CASES: list[Case] = [
 ]
 
 
+def _held_packed(impl: Impl) -> Impl:
+    """``impl`` run on parameters (and gradients) held packed."""
+    import optaxish
+
+    return dataclasses.replace(
+        impl, wrap=optaxish.packing.pack, unwrap=lambda p: p.unpack()
+    )
+
+
 def _optaxish_impl(build: Callable[[Any], Any], packed_params: bool = False) -> Impl:
     import optaxish
 
-    tx = build(optaxish)
-    impl = transform_impl(tx, optaxish.apply_updates)
-    if not packed_params:
-        return impl
-    return Impl(
-        init=impl.init,
-        step=impl.step,
-        wrap=optaxish.packing.pack,
-        unwrap=lambda p: p.unpack(),
-    )
+    impl = transform_impl(build(optaxish), optaxish.apply_updates)
+    return _held_packed(impl) if packed_params else impl
 
 
 def _optax_impl(build: Callable[[Any], Any]) -> Callable[[], Impl]:
@@ -148,14 +150,7 @@ def _multisteps_step_impl(k: int, packed_params: bool = False) -> Impl:
         inner = optaxish.packing.packed(inner)
     ms = optaxish.MultiSteps(inner, every_k_schedule=k)
     impl = Impl(init=ms.init, step=lambda p, g, s: ms.step(g, s, p))
-    if not packed_params:
-        return impl
-    return Impl(
-        init=impl.init,
-        step=impl.step,
-        wrap=optaxish.packing.pack,
-        unwrap=lambda p: p.unpack(),
-    )
+    return _held_packed(impl) if packed_params else impl
 
 
 def _adam(lib: Any) -> Any:
