@@ -1,0 +1,44 @@
+"""The benchmark rows still build and run (quick mode, one small shape).
+
+Timings are not checked (speed is reported in ``benchmarks/``, never asserted):
+this only keeps every row of ``python -m benchmarks.run`` working.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_SHAPES = ROOT.parent / "shared" / "bench" / "shapes.py"
+
+
+def _case_names() -> list[str]:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks._cases import CASES
+    finally:
+        sys.path.remove(str(ROOT))
+    return [case.name for case in CASES]
+
+
+def test_every_row_runs_on_a_small_shape():
+    assert SHARED_SHAPES.exists(), f"the benchmark shapes are missing: {SHARED_SHAPES}"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    args = ["--quick", "--no-write", "--no-compile", "--shapes", "mlp"]
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    for name in _case_names():
+        row = re.search(rf"^\| mlp +\| {re.escape(name)} +\|.*$", out.stdout, re.M)
+        assert row is not None, f"no row for {name!r}:\n{out.stdout[-3000:]}"
+        assert "(!)" not in row.group(0), row.group(0)
