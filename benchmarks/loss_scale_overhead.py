@@ -24,7 +24,6 @@ Markdown table, saved, unless ``--no-write``, under
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ import jax
 import numpy as np
 
 from benchmarks import _harness as H
+from benchmarks._cases import _held_packed
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LR = 1e-3
@@ -50,11 +50,6 @@ def _fused_impl(inner: Any, lsm: Any) -> H.Impl:
         return lsm.loss_scaling_step(inner, grads, state, params)
 
     return H.Impl(init=lsm.loss_scaling(inner).init, step=step)
-
-
-def _held_packed(impl: H.Impl, ox: Any) -> H.Impl:
-    """``impl`` run on parameters (and gradients) held packed."""
-    return dataclasses.replace(impl, wrap=ox.packing.pack, unwrap=lambda p: p.unpack())
 
 
 def _impls() -> dict[str, H.Impl]:
@@ -92,7 +87,7 @@ def _impls() -> dict[str, H.Impl]:
             ),
         }
         if name.startswith("packed"):
-            sides = {k: _held_packed(v, ox) for k, v in sides.items()}
+            sides = {k: _held_packed(v) for k, v in sides.items()}
         impls.update(sides)
         if name in OPTAX_INNERS:
             impls[f"optax {name}"] = H.transform_impl(

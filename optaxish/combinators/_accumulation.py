@@ -375,14 +375,12 @@ class MultiSteps:
         # accumulator: one fused pass, in place, and no copy to keep the old
         # values alive.
         emitted = jnp.logical_or(emits, trips > 0)
+        keep = lambda new, old: jnp.where(should_skip, old, new)  # noqa: E731
         acc_grads = jax.tree.map(
-            lambda new, old: jnp.where(
-                should_skip, old, jnp.where(emitted, jnp.zeros_like(new), new)
-            ),
+            lambda new, old: keep(jnp.where(emitted, jnp.zeros_like(new), new), old),
             accumulated(state.acc_grads, updates),
             state.acc_grads,
         )
-        keep = lambda new, old: jnp.where(should_skip, old, new)  # noqa: E731
         return out, MultiStepsState(
             mini_step=keep(next_mini_step, state.mini_step),
             gradient_step=jnp.where(
