@@ -28,8 +28,6 @@ from optaxish.loss_scale._values import _norm_and_finite
 from optaxish.optimizers import Optimizer
 from optaxish.optimizers._checks import deepcopy_fresh_steps
 from optaxish.optimizers._minimize import MinimizeMixin
-from optaxish.optimizers._optimizer import with_iterations
-from optaxish.optimizers._packing_mixin import packed_step
 
 _EXAMPLE = """
     loss, grads = jax.value_and_grad(
@@ -245,16 +243,18 @@ class LossScaleOptimizerBase(MinimizeMixin):
         new_sub, new_values = jax.lax.cond(finite, apply, skip)
         return (new_sub, ls.adjust(finite)), new_values
 
-    def _run(self, key: Any, make: Callable, indices: list[int], args: tuple):
-        carry, values = self._prepare_carry(indices)
-        key = (key, packed_step(values))
-        fn = self._steps.get(key)
-        if fn is None:
-            step = with_iterations(make(), lambda carry: carry[0].iterations)
-            fn = self._steps[key] = jax.jit(step, donate_argnums=(0, 1))
-        (new_sub, self._loss_scale), new_values, iterations = fn(carry, values, *args)
-        self._optimizer._commit(indices, new_sub, new_values)
-        return iterations
+    def _carry_sub(self, carry: Any) -> Any:
+        return carry[0]
+
+    def _carry_with_sub(self, carry: Any, sub: Any) -> Any:
+        return (sub, carry[1])
+
+    def _commit_carry(self, indices: list[int], carry: Any, values: list) -> None:
+        new_sub, self._loss_scale = carry
+        self._optimizer._commit(indices, new_sub, values)
+
+    def _uses_hooks(self) -> bool:
+        return self._optimizer._uses_hooks()
 
     def _register(self, variables: list[Variable]) -> list[int]:
         return self._optimizer._register(variables)

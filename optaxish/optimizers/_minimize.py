@@ -17,19 +17,86 @@ import jax.numpy as jnp
 
 from optaxish._variable import Variable
 from optaxish.optimizers._checks import check_var, gradient_pairs, unique_variables
+from optaxish.optimizers._count_holes import drop_counts, without_counts
 from optaxish.optimizers._packing_mixin import packed_step
 
 
+def with_iterations(step: Callable, iterations_of: Callable) -> Callable:
+    """``step`` also returning the new ``iterations`` as its own output.
+
+    That output is a buffer of its own, so it survives the next step (which
+    donates the state): ``apply_gradients`` returns it without an eager copy.
+    """
+
+    def wrapped(carry, values, *args):
+        new_carry, new_values = step(carry, values, *args)
+        return new_carry, new_values, iterations_of(new_carry)
+
+    return wrapped
+
+
 class MinimizeMixin:
-    """``minimize``, ``get_gradients``, ``get_updates``; relies on the base's
-    ``_key``, ``_register``, ``_prepare``, ``_run``, ``_update_values``,
-    ``_clipper``, ``_steps`` and ``_traces``.
+    """``minimize``, ``get_gradients``, ``get_updates`` and the compiled-step
+    runner; relies on the base's ``_key``, ``_register``, ``_prepare``,
+    ``_commit``, ``_update_values``, ``_clipper``, ``_uses_hooks``,
+    ``_steps`` and ``_traces``.
 
     The compiled step threads a *carry* (the base's: the optimizer state of
-    the stepped variables) through four hooks, so a wrapper such as
-    ``LossScaleOptimizer`` reuses ``minimize`` with its own carry (the inner
-    state and the loss scale) instead of copying it.
+    the stepped variables) through a few hooks, so a wrapper such as
+    ``LossScaleOptimizer`` reuses ``minimize`` and ``_run`` with its own carry
+    (the inner state and the loss scale) instead of copying them.
     """
+
+    def _run(self, key: Any, make: Callable, indices: list[int], args: tuple):
+        """Runs ``make()``'s step, compiled once per ``key``; returns
+        ``iterations``.
+
+        The carry and the values are donated. Unpacked, the per-variable step
+        counts stay outside the compiled step and are stored as holes (see
+        ``_count_holes``).
+        """
+        carry, values, holes = self._step_inputs(indices)
+        key = (key, packed_step(values))
+        fn = self._steps.get(key)
+        if fn is None:
+            step = with_iterations(
+                self._with_holes(make(), holes),
+                lambda c: self._carry_sub(c).iterations,
+            )
+            fn = self._steps[key] = jax.jit(step, donate_argnums=(0, 1))
+        new_carry, new_values, iterations = fn(carry, values, *args)
+        self._commit_carry(indices, new_carry, new_values)  # counts stay holes
+        return iterations
+
+    def _step_inputs(self, indices: list[int]) -> tuple[Any, list, bool]:
+        """The carry and values a step starts from, and whether the carry's
+        per-variable step counts are holes (unpacked, built-in optimizers)."""
+        carry, values = self._prepare_carry(indices)
+        holes = not packed_step(values) and not self._uses_hooks()
+        if holes:
+            sub = self._carry_sub(carry)
+            inner = drop_counts(sub.inner_state)
+            carry = self._carry_with_sub(carry, sub._replace(inner_state=inner))
+        return carry, values, holes
+
+    def _with_holes(self, step: Callable, holes: bool) -> Callable:
+        """``step`` taking and returning a carry whose counts are holes."""
+        if not holes:
+            return step
+        return without_counts(step, self._carry_sub, self._carry_with_sub)
+
+    def _carry_sub(self, carry: Any) -> Any:
+        """The ``OptimizerState`` inside the carry."""
+        return carry
+
+    def _carry_with_sub(self, carry: Any, sub: Any) -> Any:
+        """The carry with its ``OptimizerState`` replaced by ``sub``."""
+        del carry
+        return sub
+
+    def _commit_carry(self, indices: list[int], carry: Any, values: list) -> None:
+        """Stores a step's new carry and values."""
+        self._commit(indices, carry, values)
 
     def _apply_pairs(self, grads_and_vars: Any, aggregate: bool) -> jax.Array | None:
         """``apply_gradients``' work: checks, then one compiled step.
@@ -252,9 +319,10 @@ class MinimizeMixin:
         key = (*base, tuple(id(v) for v in extras))
         if ("extras", *base) not in self._steps:
             # Trace once to find the variables the loss reads but nobody binds.
-            carry, values = self._prepare_carry(indices)
+            carry, values, holes = self._step_inputs(indices)
             args = (values, [v.value for v in extras], seed)
-            jax.eval_shape(make(extras, counting=False), carry, *args)
+            step = self._with_holes(make(extras, counting=False), holes)
+            jax.eval_shape(step, carry, *args)
             for v in unbound:
                 if all(v is not w for w in extras):
                     extras = [*extras, v]

@@ -64,20 +64,6 @@ class OptimizerState(NamedTuple):
     inner_state: tuple[Any, ...]
 
 
-def with_iterations(step: Callable, iterations_of: Callable) -> Callable:
-    """``step`` also returning the new ``iterations`` as its own output.
-
-    That output is a buffer of its own, so it survives the next step (which
-    donates the state): ``apply_gradients`` returns it without an eager copy.
-    """
-
-    def wrapped(carry, values, *args):
-        new_carry, new_values = step(carry, values, *args)
-        return new_carry, new_values, iterations_of(new_carry)
-
-    return wrapped
-
-
 class Optimizer(
     HyperparamsMixin,
     PackingMixin,
@@ -321,24 +307,14 @@ class Optimizer(
         unique_variables(variables, "var_list")
         self._register(variables)
 
-    def _run(self, key, make, indices, args):
-        sub, values = self._prepare(indices)
-        key = (key, packed_step(values))
-        fn = self._steps.get(key)
-        if fn is None:
-            step = with_iterations(make(), lambda carry: carry.iterations)
-            fn = self._steps[key] = jax.jit(step, donate_argnums=(0, 1))
-        new_sub, new_values, iterations = fn(sub, values, *args)
-        self._commit(indices, new_sub, new_values)
-        return iterations
-
     def _prepare(
         self, indices: list[int], hot: bool = True
     ) -> tuple[OptimizerState, list]:
         """The step inputs of variables ``indices``: their state and values.
 
         The hyperparameter dict is copied (donation consumes its buffers) and
-        holds the current value of a callable learning rate. When the
+        holds the current value of a callable learning rate. With ``hot``,
+        per-variable step counts may be holes (see ``_count_holes``). When the
         variables can be kept packed (see ``_packing_mixin``), the state and
         the values are their packed group's: one entry each (unless ``hot``
         is False: then always one per variable).
@@ -353,6 +329,8 @@ class Optimizer(
         if group is not None:
             return OptimizerState(cold.iterations, hp, (group.state,)), [group.values]
         inner = tuple(cold.inner_state[i] for i in indices)
+        if not hot:  # handed out
+            inner = self._counts_shown(inner)
         return OptimizerState(cold.iterations, hp, inner), [
             self._vars[i].value for i in indices
         ]

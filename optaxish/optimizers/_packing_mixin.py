@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from optaxish.optimizers._aggregation import all_reduce_sum_gradients
+from optaxish.optimizers._count_holes import drop_counts, fill_counts
 from optaxish.optimizers._packed_group import PackedGroup
 from optaxish.packing import Packed, is_packable
 
@@ -49,9 +51,22 @@ class PackingMixin:
 
     @property
     def _state(self) -> Any:
-        """The whole state in per-variable form (hot groups are dissolved)."""
+        """The whole state in per-variable form (hot groups are dissolved).
+
+        Each variable's step count reads as ``iterations`` (``_cold`` may
+        hold it as a hole, see ``_count_holes``).
+        """
         self._cool()
-        return self._cold
+        cold = self._cold
+        return cold._replace(inner_state=self._counts_shown(cold.inner_state))
+
+    def _counts_shown(self, states: tuple) -> tuple:
+        """``states`` with every step count set to a copy of ``iterations``
+        (a buffer of its own: steps donate ``iterations``)."""
+        if self._uses_hooks():  # custom slots: the base keeps no counts
+            return states
+        count = jnp.array(self._cold.iterations, copy=True)
+        return fill_counts(drop_counts(states), count)
 
     @_state.setter
     def _state(self, value: Any) -> None:
@@ -147,10 +162,12 @@ class PackingMixin:
             self._materialize(indices)  # all per-variable, or all new
         hp = self._cold.hyperparams
         inner = list(self._cold.inner_state)
+        count = jnp.array(self._cold.iterations, copy=True)  # donated apart
+        states = fill_counts([inner[i] for i in indices], count)
         group = PackedGroup(
             key,
             [self._vars[i] for i in indices],
-            [inner[i] for i in indices],
+            states,
             self._core(hp["learning_rate"], hp),
         )
         for i in indices:
