@@ -368,3 +368,28 @@ def test_callable_var_list_is_evaluated_after_the_loss_creates_variables():
     opt.minimize(loss, lambda: created)
     np.testing.assert_allclose(created[0].numpy(), [0.0])
     assert len(created) == 1 and int(opt.iterations) == 2
+
+
+def test_one_pass_pair_check_agrees_with_the_full_check():
+    from optaxish.optimizers import _checks
+
+    x, y = _vars()
+    g = [jnp.asarray(G1[0]), jnp.asarray(G1[1])]
+    common = [(g[0], x), (g[1], y)]
+    fast = _checks._common_pairs(common)
+    assert fast is not None
+    slow = [_checks.check_grad(gr, v) for gr, v in _checks.parse_pairs(common)]
+    assert fast[0] == [x, y] and all(a is b for a, b in zip(fast[1], slow))
+    # Anything else takes the long way, which converts, warns or raises.
+    for pairs in (
+        [(G1[0], x)],  # a numpy gradient
+        [(None, x), (g[1], y)],  # a missing gradient
+        [(g[0], x), (g[0], x)],  # a variable twice
+        [(g[1], x)],  # a wrong shape
+        [(g[0].astype(jnp.float16), x)],  # a wrong dtype
+        [(g[0], x, 1)],  # not a pair
+        [[g[0], x]],  # a list, not a tuple
+        [(g[0], Variable(jnp.arange(3)))],  # an integer variable
+        [],
+    ):
+        assert _checks._common_pairs(pairs) is None

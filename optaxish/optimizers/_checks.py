@@ -15,6 +15,7 @@ from optaxish._variable import Variable
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 _FLOAT_DTYPES = frozenset(np.dtype(jnp.dtype(d)) for d in FLOAT_DTYPES)
+_ARRAY_TYPE = type(jnp.zeros(()))  # a concrete device array (never a tracer)
 
 
 def check_var(var: Any) -> None:
@@ -109,7 +110,11 @@ def gradient_pairs(
         or a gradient's shape differs from its variable's.
       RuntimeError: for traced gradients (a call inside a JAX transform).
     """
-    pairs = parse_pairs(grads_and_vars)
+    items = list(grads_and_vars)
+    fast = _common_pairs(items)
+    if fast is not None:
+        return fast
+    pairs = parse_pairs(items)
     if not pairs:
         return None
     variables = [v for g, v in pairs if g is not None]
@@ -136,6 +141,34 @@ def gradient_pairs(
             UserWarning,
             stacklevel=stacklevel,
         )
+    return variables, grads
+
+
+def _common_pairs(items: list) -> tuple[list[Variable], list[jax.Array]] | None:
+    """``gradient_pairs``' answer when every item is the common case (a pair
+    of a device array and a distinct float ``Variable`` of its shape and
+    dtype), found in one pass; ``None`` sends the caller the long way, which
+    also finds and reports what is wrong."""
+    if not items:
+        return None
+    variables, grads, seen = [], [], set()
+    for item in items:
+        if type(item) is not tuple or len(item) != 2:
+            return None
+        grad, var = item
+        if type(grad) is not _ARRAY_TYPE or type(var) is not Variable:
+            return None
+        shape_dtype = var.__dict__.get("_shape_dtype_cache") or var._shape_dtype
+        if (
+            grad.shape != shape_dtype[0]
+            or grad.dtype != shape_dtype[1]
+            or shape_dtype[1] not in _FLOAT_DTYPES
+            or id(var) in seen
+        ):
+            return None
+        seen.add(id(var))
+        variables.append(var)
+        grads.append(grad)
     return variables, grads
 
 

@@ -66,6 +66,8 @@ class MinimizeMixin:
             fn = self._steps[key] = jax.jit(step, donate_argnums=(0, 1))
         new_carry, new_values, iterations = fn(carry, values, *args)
         self._commit_carry(indices, new_carry, new_values)  # counts stay holes
+        if holes:  # the next step over them need not look for counts
+            self.__dict__["_holey"] = self._carry_sub(new_carry).inner_state
         return iterations
 
     def _step_inputs(self, indices: list[int]) -> tuple[Any, list, bool]:
@@ -75,8 +77,12 @@ class MinimizeMixin:
         holes = not packed_step(values) and not self._uses_hooks()
         if holes:
             sub = self._carry_sub(carry)
-            inner = drop_counts(sub.inner_state)
-            carry = self._carry_with_sub(carry, sub._replace(inner_state=inner))
+            last = self.__dict__.get("_holey") or ()
+            if len(last) != len(sub.inner_state) or any(
+                a is not b for a, b in zip(sub.inner_state, last)
+            ):
+                inner = drop_counts(sub.inner_state)
+                carry = self._carry_with_sub(carry, sub._replace(inner_state=inner))
         return carry, values, holes
 
     def _with_holes(self, step: Callable, holes: bool) -> Callable:
