@@ -180,3 +180,23 @@ def test_deepcopy_of_a_packed_optimizer():
     opt.apply_gradients(zip(_grads(1), vs))
     twin.apply_gradients(zip(_grads(1), twin_vs))
     _assert_same(vs, twin_vs)
+
+
+def test_gradients_are_packed_into_buffers_reused_each_step():
+    vs = _vars()
+    opt = optimizers.Adam(0.05)
+    opt.apply_gradients(zip(_grads(0), vs))
+    (group,) = opt._groups.values()
+    first = group.gradient_buffers()
+    opt.apply_gradients(zip(_grads(1), vs))
+    second = group.gradient_buffers()
+    assert second is not first and all(b.is_deleted() for b in first.buffers)
+    expected = [np.asarray(g).ravel() for g in _grads(1)]
+    np.testing.assert_array_equal(second.buffers[0], np.concatenate(expected))
+    # The same through LossScaleOptimizer, whose step packs them before its check.
+    lso_vs = _vars()
+    lso = LossScaleOptimizer(optimizers.Adam(0.05), dynamic=False, initial_scale=1.0)
+    lso.get_scaled_loss(1.0)  # as a training loop does (no warning then)
+    for t in range(2):
+        lso.apply_gradients(zip(lso.get_unscaled_gradients(_grads(t)), lso_vs))
+    _assert_same(lso_vs, vs)

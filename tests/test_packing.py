@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import optaxish as ox
 from optaxish.packing import Layout, Packed, is_packable, pack, packed, unpack
+from optaxish.packing._layout import pack_into
 from tests.conformance import ALL
 
 STEPS = 30
@@ -217,6 +218,28 @@ def test_pack_unpack_round_trip(spec):
     assert jax.tree.unflatten(treedef, leaves).layout == p.layout
     again = jax.jit(lambda x: x)(p)
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), again.unpack(), tree)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_TREES)
+def test_pack_into_equals_pack_and_writes_in_place(spec):
+    tree = _build(spec, np.random.default_rng(1))
+    if not jax.tree.leaves(tree):
+        return
+    target = jax.tree.map(jnp.zeros_like, pack(tree))
+    write = jax.jit(pack_into, donate_argnums=0)
+    out = write(target, tree)
+    expected = pack(tree)
+    assert out.layout == expected.layout
+    for a, b in zip(out.buffers, expected.buffers):
+        np.testing.assert_array_equal(a, b)
+    assert all(b.is_deleted() for b in target.buffers)  # donated: reused in place
+
+
+def test_pack_into_rejects_another_layout():
+    target = pack({"w": jnp.zeros(3)})
+    with pytest.raises(ValueError, match="does not match the packed layout"):
+        pack_into(target, {"w": jnp.zeros(4)})
 
 
 def test_trees_of_large_leaves_stay_unpacked_with_the_same_numbers():

@@ -256,6 +256,9 @@ class LossScaleOptimizerBase(MinimizeMixin):
     def _uses_hooks(self) -> bool:
         return self._optimizer._uses_hooks()
 
+    def _packed_group(self, indices: list[int]) -> Any:
+        return self._optimizer._packed_group(indices)
+
     def _register(self, variables: list[Variable]) -> list[int]:
         return self._optimizer._register(variables)
 

@@ -19,6 +19,7 @@ from optaxish._variable import Variable
 from optaxish.optimizers._checks import check_var, gradient_pairs, unique_variables
 from optaxish.optimizers._count_holes import drop_counts, without_counts
 from optaxish.optimizers._packing_mixin import packed_step
+from optaxish.packing._layout import pack_into
 
 
 def with_iterations(step: Callable, iterations_of: Callable) -> Callable:
@@ -35,6 +36,18 @@ def with_iterations(step: Callable, iterations_of: Callable) -> Callable:
     return wrapped
 
 
+def packing_gradients(step: Callable) -> Callable:
+    """``step(carry, values, grads, *rest)`` of a packed group, taking the
+    group's gradient buffers after ``values`` and packing ``grads`` into them
+    first; the buffers are returned last (donated in, written in place)."""
+
+    def wrapped(carry, values, buffers, grads, *rest):
+        packed = pack_into(buffers, list(grads))
+        return (*step(carry, values, [packed], *rest), packed)
+
+    return wrapped
+
+
 class MinimizeMixin:
     """``minimize``, ``get_gradients``, ``get_updates`` and the compiled-step
     runner; relies on the base's ``_key``, ``_register``, ``_prepare``,
@@ -47,24 +60,44 @@ class MinimizeMixin:
     (the inner state and the loss scale) instead of copying them.
     """
 
-    def _run(self, key: Any, make: Callable, indices: list[int], args: tuple):
+    def _run(
+        self,
+        key: Any,
+        make: Callable,
+        indices: list[int],
+        args: tuple,
+        grads_first: bool = False,
+    ):
         """Runs ``make()``'s step, compiled once per ``key``; returns
         ``iterations``.
 
         The carry and the values are donated. Unpacked, the per-variable step
         counts stay outside the compiled step and are stored as holes (see
-        ``_count_holes``).
+        ``_count_holes``). Packed, with ``grads_first`` (``args[0]`` is the
+        list of per-variable gradients), the gradients are packed into the
+        group's donated gradient buffers before the step.
         """
         carry, values, holes = self._step_inputs(indices)
-        key = (key, packed_step(values))
+        packed = packed_step(values)
+        into = packed and grads_first
+        key = (key, packed)
         fn = self._steps.get(key)
         if fn is None:
             step = with_iterations(
                 self._with_holes(make(), holes),
                 lambda c: self._carry_sub(c).iterations,
             )
-            fn = self._steps[key] = jax.jit(step, donate_argnums=(0, 1))
-        new_carry, new_values, iterations = fn(carry, values, *args)
+            donate = (0, 1)
+            if into:
+                step, donate = packing_gradients(step), (0, 1, 2)
+            fn = self._steps[key] = jax.jit(step, donate_argnums=donate)
+        if into:
+            group = self._packed_group(indices)
+            *out, grad_buffers = fn(carry, values, group.gradient_buffers(), *args)
+            group.set_gradient_buffers(grad_buffers)
+            new_carry, new_values, iterations = out
+        else:
+            new_carry, new_values, iterations = fn(carry, values, *args)
         self._commit_carry(indices, new_carry, new_values)  # counts stay holes
         if holes:  # the next step over them need not look for counts
             self.__dict__["_holey"] = self._carry_sub(new_carry).inner_state
@@ -90,6 +123,10 @@ class MinimizeMixin:
         if not holes:
             return step
         return without_counts(step, self._carry_sub, self._carry_with_sub)
+
+    def _packed_group(self, indices: list[int]) -> Any:
+        """The packed group the variables ``indices`` are stepped in."""
+        return self._groups[tuple(indices)]
 
     def _carry_sub(self, carry: Any) -> Any:
         """The ``OptimizerState`` inside the carry."""
@@ -124,7 +161,7 @@ class MinimizeMixin:
             return step
 
         key = ("apply", aggregate, self._key(variables))
-        return self._run(key, make, indices, (grads,))
+        return self._run(key, make, indices, (grads,), grads_first=True)
 
     def _prepare_carry(self, indices: list[int]) -> tuple[Any, list]:
         """The carry and the variables' values a step starts from."""

