@@ -837,3 +837,20 @@ def test_x64_dtype_argument_is_canonicalised():
     tx = optaxish.scale_by_adam(mu_dtype=jnp.float64, nu_dtype=jnp.float64)
     state = tx.init(jnp.zeros(2))
     assert state.mu.dtype == jnp.float32 and state.nu.dtype == jnp.float32
+
+
+def test_adam_divides_once_per_element():
+    # The bias corrections are multiplications by a reciprocal computed once;
+    # only `m_hat / (sqrt(v_hat) + eps)` divides per element.
+    import re
+
+    tx = optaxish.chain(optaxish.scale_by_adam(), optaxish.scale(-1e-3))
+    params = {"a": jnp.ones((64, 32)), "b": jnp.ones(48)}
+
+    def step(p, g, s):
+        u, s = tx.update(g, s, p)
+        return optaxish.apply_updates(p, u), s
+
+    hlo = jax.jit(step).lower(params, params, tx.init(params)).compile().as_text()
+    per_element = re.findall(r"= f32\[\d[\d,]*\][^ ]* divide\(", hlo)
+    assert len(per_element) == 2  # one per leaf

@@ -251,8 +251,8 @@ def scale_by_adam(
         elif epsilon_hat:  # corrected inside `_adaptive_step`'s scalar
             mu_hat, mu_correction = mu, 1 - b1**count
         else:
-            mu_hat = tree.bias_correction(mu, b1, count)
-        v = nu if epsilon_hat else tree.bias_correction(nu, b2, count)
+            mu_hat = tree.bias_correction(mu, b1, count, reciprocal=True)
+        v = nu if epsilon_hat else tree.bias_correction(nu, b2, count, reciprocal=True)
         updates = _adaptive_step(
             mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat, mu_correction
         )
