@@ -162,8 +162,7 @@ class PackingMixin:
             self._materialize(indices)  # all per-variable, or all new
         hp = self._cold.hyperparams
         inner = list(self._cold.inner_state)
-        count = jnp.array(self._cold.iterations, copy=True)  # donated apart
-        states = fill_counts([inner[i] for i in indices], count)
+        states = self._counts_shown(tuple(inner[i] for i in indices))
         group = PackedGroup(
             key,
             [self._vars[i] for i in indices],
