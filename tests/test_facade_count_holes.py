@@ -14,24 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from optaxish import Variable, optimizers, slots
+from optaxish import optimizers, slots
 from optaxish.mixed_precision import LossScaleOptimizer
 from optaxish.optimizers._count_holes import drop_counts, fill_counts
-
-SHAPES = [(3, 4), (4,), (2, 2)]
-
-
-def _vars(seed: int = 0) -> list[Variable]:
-    rng = np.random.default_rng(seed)
-    return [
-        Variable(rng.normal(size=s).astype(np.float32), name=f"v{i}")
-        for i, s in enumerate(SHAPES)
-    ]
-
-
-def _grads(t: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(100 + t)
-    return [rng.normal(size=s).astype(np.float32) for s in SHAPES]
+from tests.test_facade_packing import _grads, _vars
 
 
 def _unpacked(opt):
