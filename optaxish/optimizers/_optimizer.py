@@ -92,8 +92,10 @@ class Optimizer(
     and slots live in one buffer per dtype, so a step costs a handful of
     kernels however many variables there are. Reads and ``assign`` go
     through the buffer; per-variable views (``get_slot``, ``get_weights``,
-    a step over another list) unpack first. The numbers are the same either
-    way; set ``opt.packing = False`` to keep one array per variable.
+    a step over another list) unpack first. ``apply_gradients`` gathers the
+    gradients into one more buffer per dtype, kept between steps and written
+    in place. The numbers are the same either way; set ``opt.packing = False``
+    to keep one array per variable.
 
     Thread compatible, not thread-safe (as tf-keras): synchronize concurrent
     calls yourself.
