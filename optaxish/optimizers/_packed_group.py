@@ -46,23 +46,6 @@ class PackedGroup:
       state: the core state of the whole group (per-parameter fields packed).
     """
 
-    _grads: Packed | None = None
-
-    def gradient_buffers(self) -> Packed:
-        """Buffers to pack ``apply_gradients``' gradients into (donated each step).
-
-        Writing the gradients over a donated buffer instead of a fresh one
-        saves a page fault per 4 KiB on CPU (see ``packing.pack_into``); it
-        costs one more buffer the size of the values, made at the first step.
-        """
-        if self._grads is None:
-            self._grads = jax.tree.map(jnp.zeros_like, self.values)
-        return self._grads
-
-    def set_gradient_buffers(self, grads: Packed) -> None:
-        """Takes the buffers back from a step (the old ones were donated)."""
-        self._grads = grads
-
     def __init__(
         self, indices: tuple[int, ...], variables: list[Variable], states: list, core
     ):
@@ -89,6 +72,7 @@ class PackedGroup:
             )
         self._cache: dict[int, jax.Array] = {}
         self._host: list[np.ndarray] | None = None
+        self._grads: Packed | None = None  # see `gradient_buffers`
         for v in variables:
             v.__dict__["_store"] = self
             v.__dict__.pop("_array", None)
@@ -131,6 +115,21 @@ class PackedGroup:
         return self._meta[id(var)][3]
 
     # -- steps ------------------------------------------------------------------
+
+    def gradient_buffers(self) -> Packed:
+        """Buffers to pack ``apply_gradients``' gradients into (donated each step).
+
+        Writing the gradients over a donated buffer instead of a fresh one
+        saves a page fault per 4 KiB on CPU (see ``packing.pack_into``); it
+        costs one more buffer the size of the values, made at the first step.
+        """
+        if self._grads is None:
+            self._grads = jax.tree.map(jnp.zeros_like, self.values)
+        return self._grads
+
+    def set_gradient_buffers(self, grads: Packed) -> None:
+        """Takes the buffers back from a step (the old ones were donated)."""
+        self._grads = grads
 
     def set_values(self, values: Packed) -> None:
         """Takes a step's new values (the old buffers were donated)."""
