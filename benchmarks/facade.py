@@ -575,6 +575,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "(their first step compiles one program per op and leaf shape: "
         "minutes on many_small); default 500",
     )
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        help="timed seconds per shape, all sides together (default: "
+        f"{SETTINGS['budget_s'][0]}); more rounds narrow the medians",
+    )
     ap.add_argument("--no-write", action="store_true", help="print only")
     return ap.parse_args(argv)
 
@@ -586,6 +592,8 @@ def _version(module: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     cfg = {k: v[1 if args.quick else 0] for k, v in SETTINGS.items()}
+    if args.budget_s is not None:
+        cfg["budget_s"] = args.budget_s
     shapes_mod = H.load_shapes()
     available = list(shapes_mod.ALL)
     chosen = [s.strip() for s in (args.shapes or ",".join(available)).split(",")]

@@ -142,6 +142,36 @@ def test_constraints_and_clipnorm_keep_variables_unpacked():
     assert not clip_opt._groups
 
 
+def test_settings_changed_after_packed_steps_unpack_the_next_step():
+    """``packing``, a gradient transformer or an aggregator set between
+    steps: the next step runs per variable, with the same numbers."""
+    seen = []
+
+    def halve(pairs):
+        seen.append([tuple(g.shape) for g, _ in pairs])
+        return [(g * 0.5, v) for g, v in pairs]
+
+    for change in ("packing", "transformer", "aggregator"):
+        opt, plain = optimizers.Adam(0.05), optimizers.Adam(0.05)
+        plain.packing = False
+        pv, uv = _vars(), _vars()
+        for t in range(4):
+            if t == 2:
+                for o in (opt, plain):
+                    if change == "packing":
+                        o.packing = False
+                    elif change == "transformer":
+                        o.gradient_transformers.append(halve)
+                    else:
+                        o.gradient_aggregator = lambda pairs: list(pairs)
+            opt.apply_gradients(zip(_grads(t), pv))
+            plain.apply_gradients(zip(_grads(t), uv))
+            assert bool(opt._groups) == (t < 2), (change, t)
+        _assert_same(pv, uv)
+        _assert_same(opt.get_weights(), plain.get_weights())
+    assert seen and all(shapes == [tuple(s) for s in SHAPES] for shapes in seen)
+
+
 def test_variables_shared_by_two_optimizers():
     vs = _vars()
     first, second = optimizers.SGD(0.1), optimizers.Adam(0.1)

@@ -265,6 +265,9 @@ class LossScaleOptimizerBase(MinimizeMixin):
     def _key(self, variables: list[Variable]) -> tuple:
         return (self._optimizer._key(variables), type(self._loss_scale).__name__)
 
+    def _config_key(self) -> tuple:
+        return (self._optimizer._config_key(), type(self._loss_scale).__name__)
+
     def apply_gradients(
         self,
         grads_and_vars: Iterable[tuple[Any, Variable]],

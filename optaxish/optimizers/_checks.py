@@ -151,24 +151,21 @@ def _common_pairs(items: list) -> tuple[list[Variable], list[jax.Array]] | None:
     also finds and reports what is wrong."""
     if not items:
         return None
-    variables, grads, seen = [], [], set()
+    variables, grads = [], []
     for item in items:
         if type(item) is not tuple or len(item) != 2:
             return None
         grad, var = item
         if type(grad) is not _ARRAY_TYPE or type(var) is not Variable:
             return None
-        shape_dtype = var.__dict__.get("_shape_dtype_cache") or var._shape_dtype
-        if (
-            grad.shape != shape_dtype[0]
-            or grad.dtype != shape_dtype[1]
-            or shape_dtype[1] not in _FLOAT_DTYPES
-            or id(var) in seen
-        ):
+        shape, dtype = var.__dict__.get("_shape_dtype_cache") or var._shape_dtype
+        aval = grad.aval  # one attribute read (`.shape` and `.dtype` are two)
+        if aval.shape != shape or aval.dtype != dtype or dtype not in _FLOAT_DTYPES:
             return None
-        seen.add(id(var))
         variables.append(var)
         grads.append(grad)
+    if len(set(map(id, variables))) != len(variables):
+        return None
     return variables, grads
 
 
@@ -184,6 +181,8 @@ def deepcopy_fresh_steps(obj: Any, memo: dict[int, Any]) -> Any:
     clone = object.__new__(type(obj))
     memo[id(obj)] = clone
     for key, value in obj.__dict__.items():
+        if key == "_apply_plan":  # refers to the original's variables and steps
+            continue
         if key in ("_steps", "_traces", "_index", "_packable"):  # start afresh
             fresh = type(value)()
         else:

@@ -9,8 +9,9 @@ being in ``var_list`` are found by a first abstract trace and passed in as
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +49,21 @@ def packing_gradients(step: Callable) -> Callable:
     return wrapped
 
 
+class ApplyPlan(NamedTuple):
+    """What ``apply_gradients`` worked out for one list of variables, reused
+    while the next call passes the same variables and the settings in
+    ``config`` are unchanged: their positions, the step key, and the
+    compiled steps by packing (so the key is not hashed on every call)."""
+
+    variables: tuple  # held, so that no other object takes one of `ids`
+    ids: tuple
+    config: tuple
+    aggregate: bool
+    indices: list[int]
+    key: tuple
+    steps: dict
+
+
 class MinimizeMixin:
     """``minimize``, ``get_gradients``, ``get_updates`` and the compiled-step
     runner; relies on the base's ``_key``, ``_register``, ``_prepare``,
@@ -67,6 +83,7 @@ class MinimizeMixin:
         indices: list[int],
         args: tuple,
         grads_first: bool = False,
+        steps: dict | None = None,
     ):
         """Runs ``make()``'s step, compiled once per ``key``; returns
         ``iterations``.
@@ -75,22 +92,17 @@ class MinimizeMixin:
         counts stay outside the compiled step and are stored as holes (see
         ``_count_holes``). Packed, with ``grads_first`` (``args[0]`` is the
         list of per-variable gradients), the gradients are packed into the
-        group's donated gradient buffers before the step.
+        group's donated gradient buffers before the step. ``steps`` (an
+        ``ApplyPlan``'s) remembers the compiled steps of ``key`` by packing.
         """
         carry, values, holes = self._step_inputs(indices)
         packed = packed_step(values)
         into = packed and grads_first
-        key = (key, packed)
-        fn = self._steps.get(key)
+        fn = None if steps is None else steps.get(packed)
         if fn is None:
-            step = with_iterations(
-                self._with_holes(make(), holes),
-                lambda c: self._carry_sub(c).iterations,
-            )
-            donate = (0, 1)
-            if into:
-                step, donate = packing_gradients(step), (0, 1, 2)
-            fn = self._steps[key] = jax.jit(step, donate_argnums=donate)
+            fn = self._compiled(make, (key, packed), holes, into)
+            if steps is not None:
+                steps[packed] = fn
         if into:
             group = self._packed_group(indices)
             *out, grad_buffers = fn(carry, values, group.gradient_buffers(), *args)
@@ -103,6 +115,20 @@ class MinimizeMixin:
             self.__dict__["_holey"] = self._carry_sub(new_carry).inner_state
         return iterations
 
+    def _compiled(self, make: Callable, key: Any, holes: bool, into: bool):
+        """The jitted step of ``key``, built from ``make()`` the first time."""
+        fn = self._steps.get(key)
+        if fn is None:
+            step = with_iterations(
+                self._with_holes(make(), holes),
+                lambda c: self._carry_sub(c).iterations,
+            )
+            donate = (0, 1)
+            if into:
+                step, donate = packing_gradients(step), (0, 1, 2)
+            fn = self._steps[key] = jax.jit(step, donate_argnums=donate)
+        return fn
+
     def _step_inputs(self, indices: list[int]) -> tuple[Any, list, bool]:
         """The carry and values a step starts from, and whether the carry's
         per-variable step counts are holes (unpacked, built-in optimizers)."""
@@ -111,8 +137,9 @@ class MinimizeMixin:
         if holes:
             sub = self._carry_sub(carry)
             last = self.__dict__.get("_holey") or ()
-            if len(last) != len(sub.inner_state) or any(
-                a is not b for a, b in zip(sub.inner_state, last)
+            if last is not sub.inner_state and (
+                len(last) != len(sub.inner_state)
+                or not all(map(operator.is_, sub.inner_state, last))
             ):
                 inner = drop_counts(sub.inner_state)
                 carry = self._carry_with_sub(carry, sub._replace(inner_state=inner))
@@ -151,7 +178,26 @@ class MinimizeMixin:
         if checked is None:
             return None
         variables, grads = checked
-        indices = self._register(variables)
+        plan = self.__dict__.get("_apply_plan")
+        config = self._config_key()
+        if (
+            plan is None
+            or plan.aggregate is not aggregate
+            or plan.config != config
+            or plan.ids != tuple(map(id, variables))
+        ):
+            indices = self._register(variables)
+            key = ("apply", aggregate, self._key(variables))
+            plan = ApplyPlan(
+                tuple(variables),
+                tuple(map(id, variables)),
+                config,
+                aggregate,
+                indices,
+                key,
+                {},
+            )
+            self.__dict__["_apply_plan"] = plan
 
         def make():
             def step(carry, values, grads):
@@ -160,8 +206,9 @@ class MinimizeMixin:
 
             return step
 
-        key = ("apply", aggregate, self._key(variables))
-        return self._run(key, make, indices, (grads,), grads_first=True)
+        return self._run(
+            plan.key, make, plan.indices, (grads,), grads_first=True, steps=plan.steps
+        )
 
     def _prepare_carry(self, indices: list[int]) -> tuple[Any, list]:
         """The carry and the variables' values a step starts from."""

@@ -257,20 +257,24 @@ class Optimizer(
         return new_state, list(updates)
 
     def _key(self, variables: list[Variable]) -> tuple:
+        """The compiled-step cache key of a step over ``variables``."""
+        shapes = tuple(v._shape_dtype for v in variables)
+        return (shapes, self._config_key(), self._hook_key(variables))
+
+    def _config_key(self) -> tuple:
+        """The part of :meth:`_key` that settings can change (not the
+        variables): what a step compiled earlier must have been built with."""
         lr_key = (
             self._lr_fn
             if isinstance(self._lr_fn, schedules.LearningRateSchedule)
             else None
         )
-        shapes = tuple(v._shape_dtype for v in variables)
-        clip_key = tuple(self._clip.values())
         grad_key = (
             self.gradient_aggregator,
             tuple(self.gradient_transformers),
             self.axis_name,
         )
-        static = (self._static_key(), self._hook_key(variables))
-        return (shapes, lr_key, clip_key, grad_key, static)
+        return (lr_key, tuple(self._clip.values()), grad_key, self._static_key())
 
     def _register(self, variables: list[Variable]) -> list[int]:
         """Creates slots for new variables; returns every variable's index."""
@@ -330,12 +334,26 @@ class Optimizer(
             hp["learning_rate"] = f32(self._lr_fn())
         if group is not None:
             return OptimizerState(cold.iterations, hp, (group.state,)), [group.values]
-        inner = tuple(cold.inner_state[i] for i in indices)
+        if self._all_in_order(indices):  # the common case: the stored tuple
+            inner = cold.inner_state
+        else:
+            inner = tuple(cold.inner_state[i] for i in indices)
         if not hot:  # handed out
             inner = self._counts_shown(inner)
+        # `_value`: the stored array (`value` would first look for a binding).
         return OptimizerState(cold.iterations, hp, inner), [
-            self._vars[i].value for i in indices
+            self._vars[i]._value for i in indices
         ]
+
+    def _all_in_order(self, indices: list[int]) -> bool:
+        """Whether ``indices`` are all the variables, in their order."""
+        n = len(self._vars)
+        if len(indices) != n:
+            return False
+        every = self.__dict__.get("_every_index")
+        if every is None or len(every) != n:
+            every = self.__dict__["_every_index"] = list(range(n))
+        return indices == every
 
     def _commit(
         self, indices: list[int], new_sub: OptimizerState, new_values: list
@@ -349,14 +367,17 @@ class Optimizer(
                 iterations=new_sub.iterations, hyperparams=new_sub.hyperparams
             )
             return
-        inner = list(self._cold.inner_state)
-        for i, st in zip(indices, new_sub.inner_state):
-            inner[i] = st
-        self.__dict__["_cold"] = new_sub._replace(inner_state=tuple(inner))
+        if self._all_in_order(indices):  # keep the step's tuple (see `_run`)
+            self.__dict__["_cold"] = new_sub
+        else:
+            inner = list(self._cold.inner_state)
+            for i, st in zip(indices, new_sub.inner_state):
+                inner[i] = st
+            self.__dict__["_cold"] = new_sub._replace(inner_state=tuple(inner))
         for i, value in zip(indices, new_values):
             var = self._vars[i]
             var._value = value
-            if var.constraint is not None:
+            if var._constraint is not None:
                 var.assign(var.constraint(var))
 
     # -- public API ---------------------------------------------------------------

@@ -118,24 +118,31 @@ class PackingMixin:
                 raise KeyError(getattr(var, "name", repr(var)))
         return i
 
+    def _packing_allowed(self) -> bool:
+        """Whether the settings, which may change between steps, allow
+        packing: user callables and per-variable norms need one array per
+        variable."""
+        return (
+            self.packing
+            and self._clip["clipnorm"] is None
+            and self.gradient_aggregator is all_reduce_sum_gradients
+            and not self.gradient_transformers
+            and not self._uses_hooks()
+        )
+
     def _can_pack(self, indices: list[int]) -> bool:
-        # Cached per list and setting: the answer depends only on things fixed
-        # at creation (variables' shapes and constraints, the core's kind).
+        if not self._packing_allowed():
+            return False
+        # Cached per list: the rest depends only on things fixed at creation
+        # (variables' shapes and constraints, the core's kind).
         cache = self.__dict__.setdefault("_packable", {})
-        key = (tuple(indices), self.packing)
+        key = tuple(indices)
         if key not in cache:
             cache[key] = self._decide_packing(indices)
         return cache[key]
 
     def _decide_packing(self, indices: list[int]) -> bool:
-        if not self.packing or len(indices) < 2 or self._uses_hooks():
-            return False
-        if self._clip["clipnorm"] is not None:  # per-variable norms
-            return False
-        if (
-            self.gradient_aggregator is not all_reduce_sum_gradients
-            or self.gradient_transformers
-        ):  # user callables see one pair per variable
+        if len(indices) < 2:
             return False
         size = 0
         for i in indices:
@@ -152,7 +159,7 @@ class PackingMixin:
         """The packed group of exactly ``indices``, made if it can be."""
         key = tuple(indices)
         group = self._groups.get(key)
-        if group is not None:
+        if group is not None and self._packing_allowed():  # settings may change
             return group
         self._cool(indices, materialize=False)
         if not self._can_pack(indices):
