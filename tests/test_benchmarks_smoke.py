@@ -42,3 +42,26 @@ def test_every_row_runs_on_a_small_shape():
         row = re.search(rf"^\| mlp +\| {re.escape(name)} +\|.*$", out.stdout, re.M)
         assert row is not None, f"no row for {name!r}:\n{out.stdout[-3000:]}"
         assert "(!)" not in row.group(0), row.group(0)
+
+
+def test_sampling_order_and_counts_treat_the_sides_alike():
+    """No side follows itself (its buffers would still be cached), each
+    round runs every side once, and sides of similar speed take the same
+    number of steps per sample (a per-sample fixed cost spreads alike)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks._harness import round_orders
+        from benchmarks.facade import calls_per_sample
+    finally:
+        sys.path.remove(str(ROOT))
+    names = ["a", "b", "c", "d"]
+    orders = round_orders(names, 200)
+    assert all(sorted(order) == names for order in orders)
+    sequence = [name for order in orders for name in order]
+    assert all(x != y for x, y in zip(sequence, sequence[1:]))
+    firsts = {name: sum(order[0] == name for order in orders) for name in names}
+    assert min(firsts.values()) > 25  # no side is always (or never) first
+    two = [name for order in round_orders(["a", "b"], 6) for name in order]
+    assert two in (["a", "b"] * 6, ["b", "a"] * 6)  # two sides alternate
+    counts = calls_per_sample({"core": 6e-4, "facade": 7e-4, "eager": 1e-2}, 0.02)
+    assert counts == {"core": 34, "facade": 34, "eager": 2}
