@@ -84,7 +84,7 @@ class MinimizeMixin:
         args: tuple,
         grads_first: bool = False,
         steps: dict | None = None,
-    ):
+    ) -> jax.Array:
         """Runs ``make()``'s step, compiled once per ``key``; returns
         ``iterations``.
 
@@ -115,7 +115,7 @@ class MinimizeMixin:
             self.__dict__["_holey"] = self._carry_sub(new_carry).inner_state
         return iterations
 
-    def _compiled(self, make: Callable, key: Any, holes: bool, into: bool):
+    def _compiled(self, make: Callable, key: Any, holes: bool, into: bool) -> Callable:
         """The jitted step of ``key``, built from ``make()`` the first time."""
         fn = self._steps.get(key)
         if fn is None:
