@@ -157,7 +157,33 @@ def _adam(lib: Any) -> Any:
     return lib.adam(1e-3)
 
 
+def _adam_reporting_norm(module_name: str) -> Callable[[], Impl]:
+    """An Adam step that also returns the gradients' global norm (for logging)."""
+
+    def make() -> Impl:
+        import jax.numpy as jnp
+
+        lib = importlib.import_module(module_name)
+        tx = lib.adam(1e-3)
+
+        def step(params, grads, state):
+            updates, inner = tx.update(grads, state[0], params)
+            return lib.apply_updates(params, updates), (inner, lib.global_norm(grads))
+
+        return Impl(init=lambda p: (tx.init(p), jnp.zeros(())), step=step)
+
+    return make
+
+
 CASES += [
+    # A training step that logs the gradient norm beside the update.
+    Case(
+        "adam_reporting_norm",
+        "adam(1e-3) step that also returns global_norm(grads)",
+        ours=_adam_reporting_norm("optaxish"),
+        ref=_adam_reporting_norm("optax"),
+        bytes_per_param=32,
+    ),
     # The packed engine on user-held trees: gradients packed, updates split per step.
     Case(
         "adam_packed_tree",
