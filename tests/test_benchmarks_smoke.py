@@ -44,6 +44,30 @@ def test_every_row_runs_on_a_small_shape():
         assert "(!)" not in row.group(0), row.group(0)
 
 
+def test_training_step_loss_scaling_rows_run():
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    args = ["--quick", "--no-write", "--batches", "4"]
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.loss_scale_training_step", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks.loss_scale_training_step import PAIRS
+    finally:
+        sys.path.remove(str(ROOT))
+    for wrapper, reference in PAIRS:
+        row = rf"^\| 4 \| {re.escape(wrapper)} \| {re.escape(reference)} \| [\d.]+ \| \*\*[\d.]+\*\*"
+        assert re.search(row, out.stdout, re.M), (
+            f"no row for {wrapper!r}:\n{out.stdout}"
+        )
+
+
 def test_sampling_order_and_counts_treat_the_sides_alike():
     """No side follows itself (its buffers would still be cached), each
     round runs every side once, and sides of similar speed take the same
