@@ -225,6 +225,59 @@ def time_interleaved(
     return samples
 
 
+def paired_ratio(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Median and quartiles of the per-round ratios ``a[i] / b[i]``."""
+    ratios = sorted(x / y for x, y in zip(a, b, strict=True))
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    q = statistics.quantiles(ratios, n=4, method="inclusive")
+    return statistics.median(ratios), q[0], q[2]
+
+
+def time_pairs(
+    runners: Mapping[str, Callable[[int], None]],
+    pairs: list[tuple[str, str]],
+    cfg: Mapping[str, Any],
+) -> tuple[int, dict[tuple[str, str], tuple[list[float], list[float], int]]]:
+    """Warms every runner up, then times each ``(a, b)`` pair on its own.
+
+    Each pair alternates by itself, so the two samples of a round run back to
+    back; the number of rounds fills ``cfg["budget_s"]`` within
+    ``cfg["min_reps"]``..``cfg["max_reps"]``. Returns the calls per sample
+    and, per pair, ``(samples of a, samples of b, rounds)``.
+    """
+    for run in runners.values():
+        run(cfg["warmup"])
+    inner, per_call = calibrate_inner(runners, cfg["min_sample_s"])
+    timed = {}
+    for a, b in pairs:
+        reps = int(cfg["budget_s"] / max(inner * (per_call[a] + per_call[b]), 1e-9))
+        reps = min(max(reps, cfg["min_reps"]), cfg["max_reps"])
+        samples = time_interleaved({a: runners[a], b: runners[b]}, reps, inner)
+        timed[(a, b)] = (samples[a], samples[b], reps)
+    return inner, timed
+
+
+def machine_lines(machine: Mapping[str, Any]) -> list[str]:
+    """The two Markdown bullet lines that head a report: machine and load."""
+    return [
+        f"- {machine['date']}; {machine['cpu_model']}, {machine['cpu_count']} cores; "
+        f"backend {machine['backend']}; jax {machine['jax']}, optax {machine['optax']}",
+        f"- load average at start: {machine['load_average']}",
+    ]
+
+
+def emit_report(report: str, path_for: Callable[[str], Path], name: str | None) -> None:
+    """Prints ``report``; with a ``path_for`` (not ``None``), also writes it to
+    ``path_for(name)``, the name defaulting to the date and time."""
+    print(report)
+    if path_for is None:
+        return
+    path = path_for(name or time.strftime("%Y%m%d-%H%M%S"))
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(report)
+
+
 class StepRunner:
     """Runs a jitted, donating ``step`` in place, feeding its outputs back in.
 

@@ -115,14 +115,6 @@ PAIRS = [
 ]
 
 
-def _paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    ratios = sorted(x / y for x, y in zip(a, b))
-    if len(ratios) < 2:
-        return ratios[0], ratios[0], ratios[0]
-    q = statistics.quantiles(ratios, n=4, method="inclusive")
-    return statistics.median(ratios), q[0], q[2]
-
-
 def measure(shape: str, params_np: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     """Times every wrapper against its inner on one tree, a pair at a time.
 
@@ -134,22 +126,17 @@ def measure(shape: str, params_np: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     """
     grads = H.tree_to_device(jax.tree.map(lambda x: 0.01 * x, params_np))
     runners = {n: H.StepRunner(impl, params_np, grads) for n, impl in _impls().items()}
-    for run in runners.values():
-        run(cfg["warmup"])
-    inner, per_call = H.calibrate_inner(runners, cfg["min_sample_s"])
+    inner, timed = H.time_pairs(runners, PAIRS, cfg)
     pooled: dict[str, list[float]] = {n: [] for n in runners}
     row: dict[str, Any] = {"shape": shape, "inner": inner, "reps": {}}
-    for a, b in PAIRS:
-        reps = int(cfg["budget_s"] / max(inner * (per_call[a] + per_call[b]), 1e-9))
-        reps = min(max(reps, cfg["min_reps"]), cfg["max_reps"])
-        samples = H.time_interleaved({a: runners[a], b: runners[b]}, reps, inner)
-        pooled[a] += samples[a]
-        pooled[b] += samples[b]
-        med, lo, hi = _paired(samples[a], samples[b])
+    for (a, b), (samples_a, samples_b, reps) in timed.items():
+        pooled[a] += samples_a
+        pooled[b] += samples_b
+        med, lo, hi = H.paired_ratio(samples_a, samples_b)
         row["reps"][a] = reps
         row[f"{a} / {b}"] = {
-            "ratio_of_medians": statistics.median(samples[a])
-            / statistics.median(samples[b]),
+            "ratio_of_medians": statistics.median(samples_a)
+            / statistics.median(samples_b),
             "paired_median": med,
             "paired_iqr": (lo, hi),
         }
@@ -161,9 +148,7 @@ def render(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     lines = [
         "# Loss-scaling overhead",
         "",
-        f"- {machine['date']}; {machine['cpu_model']}, {machine['cpu_count']} cores; "
-        f"backend {machine['backend']}; jax {machine['jax']}, optax {machine['optax']}",
-        f"- load average at start: {machine['load_average']}",
+        *H.machine_lines(machine),
         "- ratio = wrapper step / inner step (median of the per-round paired "
         "ratios; interquartile range in brackets), finite gradients, donated "
         "buffers; optax's wrapper against optax's inner.",
@@ -231,12 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         jax.clear_caches()
-    report = render(rows, machine)
-    print(report)
-    if not args.no_write:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        name = args.name or time.strftime("%Y%m%d-%H%M%S")
-        (RESULTS_DIR / f"loss_scale_{name}.md").write_text(report)
+    path_for = None if args.no_write else lambda n: RESULTS_DIR / f"loss_scale_{n}.md"
+    H.emit_report(render(rows, machine), path_for, args.name)
     return 0
 
 

@@ -115,18 +115,11 @@ def measure(batch_size: int, cfg: dict[str, Any]) -> dict[str, Any]:
     params_np = jax.tree.map(lambda a: 0.05 * a, shapes.make_tree(shapes.mlp(), seed=0))
     batch = _batch(batch_size)
     runners = {n: H.StepRunner(i, params_np, batch) for n, i in _impls().items()}
-    for run in runners.values():
-        run(cfg["warmup"])
-    inner, per_call = H.calibrate_inner(runners, cfg["min_sample_s"])
+    _, timed = H.time_pairs(runners, PAIRS, cfg)
     row: dict[str, Any] = {"batch": batch_size, "pairs": {}, "ms": {}}
-    for a, b in PAIRS:
-        reps = int(cfg["budget_s"] / max(inner * (per_call[a] + per_call[b]), 1e-9))
-        reps = min(max(reps, cfg["min_reps"]), cfg["max_reps"])
-        samples = H.time_interleaved({a: runners[a], b: runners[b]}, reps, inner)
-        ratios = sorted(x / y for x, y in zip(samples[a], samples[b]))
-        q = statistics.quantiles(ratios, n=4, method="inclusive")
-        row["pairs"][a] = (statistics.median(ratios), q[0], q[2], reps)
-        row["ms"][b] = 1e3 * statistics.median(samples[b])
+    for (a, b), (samples_a, samples_b, reps) in timed.items():
+        row["pairs"][a] = (*H.paired_ratio(samples_a, samples_b), reps)
+        row["ms"][b] = 1e3 * statistics.median(samples_b)
     return row
 
 
@@ -134,9 +127,7 @@ def render(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     lines = [
         "# Loss scaling inside a training step (`mlp` model)",
         "",
-        f"- {machine['date']}; {machine['cpu_model']}, {machine['cpu_count']} cores; "
-        f"backend {machine['backend']}; jax {machine['jax']}, optax {machine['optax']}",
-        f"- load average at start: {machine['load_average']}",
+        *H.machine_lines(machine),
         "- ratio = whole step with the wrapper / the same step without it (median "
         "of the per-round paired ratios; interquartile range in brackets).",
         "",
@@ -185,12 +176,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         jax.clear_caches()
-    report = render(rows, machine)
-    print(report)
-    if not args.no_write:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        name = args.name or time.strftime("%Y%m%d-%H%M%S")
-        (RESULTS_DIR / f"loss_scale_step_{name}.md").write_text(report)
+    path_for = (
+        None if args.no_write else lambda n: RESULTS_DIR / f"loss_scale_step_{n}.md"
+    )
+    H.emit_report(render(rows, machine), path_for, args.name)
     return 0
 
 

@@ -25,19 +25,25 @@ def _case_names() -> list[str]:
     return [case.name for case in CASES]
 
 
-def test_every_row_runs_on_a_small_shape():
-    assert SHARED_SHAPES.exists(), f"the benchmark shapes are missing: {SHARED_SHAPES}"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    args = ["--quick", "--no-write", "--no-compile", "--shapes", "mlp"]
+def _run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs ``python -m module *args`` on CPU from the repository root; it must exit 0."""
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def test_every_row_runs_on_a_small_shape():
+    assert SHARED_SHAPES.exists(), f"the benchmark shapes are missing: {SHARED_SHAPES}"
+    out = _run_module(
+        "benchmarks.run", "--quick", "--no-write", "--no-compile", "--shapes", "mlp"
+    )
     for name in _case_names():
         row = re.search(rf"^\| mlp +\| {re.escape(name)} +\|.*$", out.stdout, re.M)
         assert row is not None, f"no row for {name!r}:\n{out.stdout[-3000:]}"
@@ -45,17 +51,9 @@ def test_every_row_runs_on_a_small_shape():
 
 
 def test_training_step_loss_scaling_rows_run():
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    args = ["--quick", "--no-write", "--batches", "4"]
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.loss_scale_training_step", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = _run_module(
+        "benchmarks.loss_scale_training_step", "--quick", "--no-write", "--batches", "4"
     )
-    assert out.returncode == 0, out.stderr[-3000:]
     sys.path.insert(0, str(ROOT))
     try:
         from benchmarks.loss_scale_training_step import PAIRS
