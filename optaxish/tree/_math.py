@@ -133,6 +133,11 @@ def norm(
 ) -> jax.Array:
     """The norm of the tree seen as one flat vector.
 
+    On CPU the squares of the Euclidean norm are taken behind
+    ``jax.lax.optimization_barrier``; the numbers are the same, and XLA can no
+    longer merge them with another ``x * x`` of the same leaves, a merge that
+    on CPU puts the squares in a buffer of their own.
+
     Args:
       tree: the tree.
       ord: ``None`` or ``2`` (Euclidean), ``1``, or ``"inf"``/``jnp.inf``.
@@ -163,6 +168,11 @@ def norm(
 
 def global_norm(updates: Any) -> jax.Array:
     """Euclidean norm of all entries of all leaves (optax's ``global_norm``).
+
+    Cheap to log beside an optimizer step: on CPU its squares stay apart from
+    the identical ``g * g`` of Adam's second moment (see :func:`norm`), so the
+    norm costs one read of the gradients. ``optax.global_norm`` there makes
+    XLA write the merged squares to a gradient-sized buffer every step.
 
     Examples:
       >>> import jax.numpy as jnp
