@@ -35,14 +35,21 @@ TRIAD_BYTES_PER_ELEMENT = 16
 # --------------------------------------------------------------------------- setup
 
 
+#: Environment variable naming another copy of ``shapes.py``, for machines
+#: that receive the repository without ``../shared`` beside it (the lent GPU).
+SHAPES_ENV = "OPTAXISH_BENCH_SHAPES"
+
+
 def load_shapes() -> ModuleType:
-    """Imports ``../shared/bench/shapes.py`` (relative to the repository root)."""
-    path = SHAPES_DIR / "shapes.py"
+    """Imports ``../shared/bench/shapes.py`` (relative to the repository root),
+    or the file that ``$OPTAXISH_BENCH_SHAPES`` names."""
+    path = Path(os.environ.get(SHAPES_ENV) or SHAPES_DIR / "shapes.py")
     if not path.is_file():
         raise SystemExit(
             f"benchmark shapes not found: expected {path}.\n"
             "The benchmarks measure the fixed parameter trees defined there; the "
-            "file lives next to the repository, in ../shared/bench/shapes.py."
+            "file lives next to the repository, in ../shared/bench/shapes.py "
+            f"(or set ${SHAPES_ENV} to a copy of it)."
         )
     spec = importlib.util.spec_from_file_location("_optaxish_bench_shapes", path)
     assert spec is not None and spec.loader is not None
@@ -71,6 +78,35 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+#: Nominal memory bandwidth (GB/s, vendor data sheets) by device kind, most
+#: specific first: the ceiling a step's effective bandwidth is read against.
+NOMINAL_PEAK_GBPS: tuple[tuple[str, float], ...] = (
+    ("H200", 4800.0),
+    ("H100 PCIe", 2000.0),
+    ("H100", 3350.0),  # SXM, "NVIDIA H100 80GB HBM3"
+    ("A100 80GB PCIe", 1935.0),
+    ("A100-SXM4-80GB", 2039.0),
+    ("A100", 1555.0),  # 40 GB
+    ("L4", 300.0),
+    ("TPU v5 lite", 819.0),
+    ("TPU v5p", 2765.0),
+    ("TPU v4", 1200.0),
+)
+
+
+def nominal_peak_gbps(device_kind: str) -> float | None:
+    """The data-sheet memory bandwidth of a device kind (``None`` if unknown).
+
+    Examples:
+      >>> nominal_peak_gbps("NVIDIA H100 80GB HBM3"), nominal_peak_gbps("cpu")
+      (3350.0, None)
+    """
+    for key, gbps in NOMINAL_PEAK_GBPS:
+        if key in device_kind:
+            return gbps
+    return None
+
+
 def machine_info() -> dict[str, Any]:
     """What the figures were measured on."""
     devices = jax.devices()
@@ -90,6 +126,7 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "backend": jax.default_backend(),
         "devices": f"{len(devices)} x {devices[0].device_kind}",
+        "peak_gbps": nominal_peak_gbps(devices[0].device_kind),
         "load_average": [round(x, 2) for x in os.getloadavg()]
         if hasattr(os, "getloadavg")
         else None,

@@ -125,22 +125,37 @@ def _bandwidth_table(result: dict[str, Any], ref_col: str) -> list[str]:
             f"(median {fmt_ms(t4['seconds']['median'])} ms per call).",
             "",
         ]
+    peak = result.get("machine", {}).get("peak_gbps")
+    if peak:
+        out += [
+            f"Nominal memory bandwidth of {result['machine']['devices']}: "
+            f"{peak:,.0f} GB/s (data sheet); `% of peak` reads the effective "
+            "GB/s against it.",
+            "",
+        ]
     rows = []
     for r in result["rows"]:
         st = r.get("step")
         if not st or "triad_gbps" not in st:
             continue
         ref = r["ref_name"]
-        rows.append([
+        cells = [
             r["shape"], r["case"], f"{r['params']:,}", str(st["bytes_per_param"]),
             f"{st['triad_gbps']:.1f}",
             f"{st['effective_gbps'][OURS]:.1f}", f"{st['pct_of_triad'][OURS]:.0f}%",
             f"{st['effective_gbps'][ref]:.1f}", f"{st['pct_of_triad'][ref]:.0f}%",
-        ])  # fmt: skip
+        ]  # fmt: skip
+        if peak:
+            cells += [
+                f"{100 * st['effective_gbps'][n] / peak:.0f}%" for n in (OURS, ref)
+            ]
+        rows.append(cells)
     if rows:
         header = ["shape", "case", "params", "bytes/param", "triad GB/s",
                   "optaxish GB/s", "optaxish % of triad", f"{ref_col} GB/s",
                   f"{ref_col} % of triad"]  # fmt: skip
+        if peak:
+            header += ["optaxish % of peak", f"{ref_col} % of peak"]
         out += [_table(header, rows, right_from=2), ""]
     return out
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from benchmarks import _harness as H
 from benchmarks._cases import CASES, Case
+from benchmarks._large_shapes import LARGE
 from benchmarks._report import OURS, fmt_ms, render
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -47,7 +48,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--compile-reps", type=int, help="fresh compiles per side")
     ap.add_argument("--no-compile", action="store_true", help="skip compile timing")
-    ap.add_argument("--shapes", help="comma-separated subset of the shapes")
+    ap.add_argument(
+        "--shapes",
+        help="comma-separated shapes (default: all of ../shared/bench/shapes.py; "
+        "also, by name only: " + ", ".join(LARGE) + ")",
+    )
     ap.add_argument(
         "--cases",
         help="comma-separated subset of: " + ", ".join(c.name for c in CASES),
@@ -62,11 +67,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _select(spec: str | None, available: list[str], what: str) -> list[str]:
+def _select(
+    spec: str | None, available: list[str], what: str, by_name: tuple[str, ...] = ()
+) -> list[str]:
+    """The names in ``spec`` (all of ``available`` if none); ``by_name`` are
+    valid too but never chosen by default."""
     if not spec:
         return available
     chosen = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in available]
+    unknown = [s for s in chosen if s not in available and s not in by_name]
     if unknown:
         raise SystemExit(f"unknown {what}: {unknown}; choose from {available}")
     return chosen
@@ -175,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg["compile_reps"] = args.compile_reps
         cfg["compile_budget_s"] = None
     shapes_mod = H.load_shapes()
-    shape_names = _select(args.shapes, list(shapes_mod.ALL), "shapes")
+    shape_names = _select(args.shapes, list(shapes_mod.ALL), "shapes", tuple(LARGE))
     case_names = _select(args.cases, [c.name for c in CASES], "cases")
     cases = [c for c in CASES if c.name in case_names]
     name = args.name or time.strftime("%Y%m%d-%H%M%S") + (
@@ -197,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"  triad 4,194,304: {result['triad_4m']['gbps']:.1f} GB/s")
 
     for shape in shape_names:
-        spec = shapes_mod.ALL[shape]()
+        spec = (shapes_mod.ALL.get(shape) or LARGE[shape])()
         params_np = shapes_mod.make_tree(spec, seed=0)
         grads_np = shapes_mod.make_tree(spec, seed=1)
         n_params = sum(int(np.prod(s)) for s in spec.values())

@@ -6,6 +6,7 @@ this only keeps every row of ``python -m benchmarks.run`` working.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -87,3 +88,47 @@ def test_sampling_order_and_counts_treat_the_sides_alike():
     assert two in (["a", "b"] * 6, ["b", "a"] * 6)  # two sides alternate
     counts = calls_per_sample({"core": 6e-4, "facade": 7e-4, "eager": 1e-2}, 0.02)
     assert counts == {"core": 34, "facade": 34, "eager": 2}
+
+
+def _benchmarks_module(name: str):
+    sys.path.insert(0, str(ROOT))
+    try:
+        return __import__(f"benchmarks.{name}", fromlist=[name])
+    finally:
+        sys.path.remove(str(ROOT))
+
+
+def test_large_shapes_hold_about_100m_parameters():
+    large = _benchmarks_module("_large_shapes").LARGE
+    counts = {
+        name: (len(spec), sum(math.prod(s) for s in spec.values()))
+        for name, spec in ((name, make()) for name, make in large.items())
+    }
+    assert counts == {
+        "single_100m": (1, 100_000_000),
+        "gpt2_small_like": (148, 124_439_808),  # GPT-2 small's 124 M
+    }
+
+
+def test_bandwidth_table_reads_steps_against_the_nominal_peak():
+    harness = _benchmarks_module("_harness")
+    report = _benchmarks_module("_report")
+    assert harness.nominal_peak_gbps("NVIDIA H100 80GB HBM3") == 3350.0
+    assert harness.nominal_peak_gbps("NVIDIA H100 PCIe") == 2000.0
+    assert harness.nominal_peak_gbps("NVIDIA H200") == 4800.0
+    assert harness.nominal_peak_gbps("cpu") is None
+    step = {
+        "triad_gbps": 3000.0,
+        "bytes_per_param": 28,
+        "effective_gbps": {"optaxish": 2680.0, "optax": 1340.0},
+        "pct_of_triad": {"optaxish": 89.3, "optax": 44.7},
+    }
+    row = {"shape": "single_100m", "case": "adam", "params": 10**8}
+    result = {"rows": [{**row, "ref_name": "optax", "step": step}]}
+    without_peak = "\n".join(report._bandwidth_table(result, "optax"))
+    assert "% of peak" not in without_peak
+    result["machine"] = {"peak_gbps": 3350.0, "devices": "1 x NVIDIA H100 80GB HBM3"}
+    with_peak = "\n".join(report._bandwidth_table(result, "optax"))
+    assert "3,350 GB/s" in with_peak
+    line = next(x for x in with_peak.splitlines() if x.startswith("| single_100m"))
+    assert line.replace(" ", "").endswith("|80%|40%|")  # 2680 and 1340 of 3350
