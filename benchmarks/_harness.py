@@ -304,7 +304,9 @@ def machine_lines(machine: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def emit_report(report: str, path_for: Callable[[str], Path], name: str | None) -> None:
+def emit_report(
+    report: str, path_for: Callable[[str], Path] | None, name: str | None
+) -> None:
     """Prints ``report``; with a ``path_for`` (not ``None``), also writes it to
     ``path_for(name)``, the name defaulting to the date and time."""
     print(report)

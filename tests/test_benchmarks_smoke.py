@@ -17,13 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_SHAPES = ROOT.parent / "shared" / "bench" / "shapes.py"
 
 
-def _case_names() -> list[str]:
+def _benchmarks_module(name: str):
+    """Imports ``benchmarks.<name>`` from the repository root."""
     sys.path.insert(0, str(ROOT))
     try:
-        from benchmarks._cases import CASES
+        return __import__(f"benchmarks.{name}", fromlist=[name])
     finally:
         sys.path.remove(str(ROOT))
-    return [case.name for case in CASES]
+
+
+def _case_names() -> list[str]:
+    return [case.name for case in _benchmarks_module("_cases").CASES]
 
 
 def _run_module(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -55,12 +59,7 @@ def test_training_step_loss_scaling_rows_run():
     out = _run_module(
         "benchmarks.loss_scale_training_step", "--quick", "--no-write", "--batches", "4"
     )
-    sys.path.insert(0, str(ROOT))
-    try:
-        from benchmarks.loss_scale_training_step import PAIRS
-    finally:
-        sys.path.remove(str(ROOT))
-    for wrapper, reference in PAIRS:
+    for wrapper, reference in _benchmarks_module("loss_scale_training_step").PAIRS:
         row = rf"^\| 4 \| {re.escape(wrapper)} \| {re.escape(reference)} \| [\d.]+ \| \*\*[\d.]+\*\*"
         assert re.search(row, out.stdout, re.M), (
             f"no row for {wrapper!r}:\n{out.stdout}"
@@ -71,12 +70,8 @@ def test_sampling_order_and_counts_treat_the_sides_alike():
     """No side follows itself (its buffers would still be cached), each
     round runs every side once, and sides of similar speed take the same
     number of steps per sample (a per-sample fixed cost spreads alike)."""
-    sys.path.insert(0, str(ROOT))
-    try:
-        from benchmarks._harness import round_orders
-        from benchmarks.facade import calls_per_sample
-    finally:
-        sys.path.remove(str(ROOT))
+    round_orders = _benchmarks_module("_harness").round_orders
+    calls_per_sample = _benchmarks_module("facade").calls_per_sample
     names = ["a", "b", "c", "d"]
     orders = round_orders(names, 200)
     assert all(sorted(order) == names for order in orders)
@@ -88,14 +83,6 @@ def test_sampling_order_and_counts_treat_the_sides_alike():
     assert two in (["a", "b"] * 6, ["b", "a"] * 6)  # two sides alternate
     counts = calls_per_sample({"core": 6e-4, "facade": 7e-4, "eager": 1e-2}, 0.02)
     assert counts == {"core": 34, "facade": 34, "eager": 2}
-
-
-def _benchmarks_module(name: str):
-    sys.path.insert(0, str(ROOT))
-    try:
-        return __import__(f"benchmarks.{name}", fromlist=[name])
-    finally:
-        sys.path.remove(str(ROOT))
 
 
 def test_large_shapes_hold_about_100m_parameters():

@@ -180,17 +180,18 @@ class MinimizeMixin:
         variables, grads = checked
         plan = self.__dict__.get("_apply_plan")
         config = self._config_key()
+        ids = tuple(map(id, variables))
         if (
             plan is None
             or plan.aggregate is not aggregate
             or plan.config != config
-            or plan.ids != tuple(map(id, variables))
+            or plan.ids != ids
         ):
             indices = self._register(variables)
             key = ("apply", aggregate, self._key(variables))
             plan = ApplyPlan(
                 tuple(variables),
-                tuple(map(id, variables)),
+                ids,
                 config,
                 aggregate,
                 indices,
