@@ -346,3 +346,98 @@ def test_apply_gradients_whose_transformer_raises_registers_nothing():
     opt.apply_gradients([(jnp.ones(1), a)])
     np.testing.assert_allclose(a.numpy(), [0.9], rtol=1e-6)
     assert len(opt.weights) == 2
+
+
+# -- 6. in-place calls inside a JAX transformation ---------------------------------
+
+_IN_PLACE_CALLS = {
+    "apply_gradients": lambda opt, v: opt.apply_gradients([(jnp.ones(3), v)]),
+    "minimize": lambda opt, v: opt.minimize(lambda: jnp.sum(v.value**2), [v]),
+    "get_updates": lambda opt, v: opt.get_updates(lambda: jnp.sum(v.value**2), [v]),
+    "build": lambda opt, v: opt.build([v]),
+    "set_weights": lambda opt, v: opt.set_weights(opt.get_weights()),
+    "state": lambda opt, v: setattr(opt, "state", opt.state),
+    "iterations": lambda opt, v: setattr(opt, "iterations", 5),
+    "learning_rate": lambda opt, v: setattr(opt, "learning_rate", 0.5),
+}
+_TRANSFORMS = {
+    "jit": lambda f: jax.jit(f)(1.0),
+    "vmap": lambda f: jax.vmap(f)(jnp.ones(2)),
+    "grad": lambda f: jax.grad(lambda x: f(x) * 0.0 + x)(1.0),
+}
+
+
+def _stepped_adam(packing: bool):
+    v, w = Variable([1.0, 2.0, 3.0], name="v"), Variable([1.0, 1.0, 1.0], name="w")
+    opt = optimizers.Adam(0.1)
+    opt.packing = packing
+    opt.apply_gradients([(jnp.ones(3), v), (jnp.ones(3), w)])
+    return opt, v, w
+
+
+@pytest.mark.parametrize("transform", sorted(_TRANSFORMS))
+@pytest.mark.parametrize("call", sorted(_IN_PLACE_CALLS))
+def test_in_place_calls_inside_a_transformation_raise_and_change_nothing(
+    call, transform
+):
+    # Every argument is concrete (closed over), so only the trace state can
+    # tell: before the check, the variables and slots kept jit's tracers.
+    opt, v, w = _stepped_adam(packing=True)
+    before, values = _weights(opt), [v.numpy(), w.numpy()]
+
+    def inside(x):
+        _IN_PLACE_CALLS[call](opt, v)
+        return x
+
+    with pytest.raises(RuntimeError, match="inside a JAX transformation"):
+        _TRANSFORMS[transform](inside)
+    _assert_same_weights(before, _weights(opt))
+    np.testing.assert_array_equal(v.numpy(), values[0])
+    np.testing.assert_array_equal(w.numpy(), values[1])
+    assert float(opt.learning_rate) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_an_optimizer_refused_inside_jit_steps_as_one_never_called_there(packing):
+    opt, v, w = _stepped_adam(packing)
+    ref, rv, rw = _stepped_adam(packing)
+    with pytest.raises(RuntimeError, match="`apply_gradients`"):
+        jax.jit(lambda: opt.apply_gradients([(jnp.ones(3), v), (jnp.ones(3), w)]))()
+    for o, a, b in ((opt, v, w), (ref, rv, rw)):
+        o.apply_gradients([(jnp.full(3, 0.5), a), (jnp.full(3, -1.0), b)])
+    np.testing.assert_array_equal(v.numpy(), rv.numpy())
+    np.testing.assert_array_equal(w.numpy(), rw.numpy())
+    _assert_same_weights(_weights(ref), _weights(opt))
+
+
+def test_loss_scale_optimizer_refuses_inside_jit():
+    v = Variable([1.0, 2.0])
+    opt = LossScaleOptimizer(optimizers.SGD(0.1))
+    with pytest.raises(RuntimeError, match="inside a JAX transformation"):
+        jax.jit(lambda: opt.minimize(lambda: jnp.sum(v.value**2), [v]))()
+    assert int(opt.iterations) == 0
+    np.testing.assert_array_equal(v.numpy(), [1.0, 2.0])
+
+
+def test_an_optimizer_made_inside_jit_holds_no_tracer():
+    made = []
+
+    def build_inside(x):
+        made.append(optimizers.Adam(learning_rate=0.1, beta_1=0.8))
+        return x
+
+    jax.jit(build_inside)(1.0)
+    opt = made[0]
+    assert not isinstance(opt.state.hyperparams["learning_rate"], jax.core.Tracer)
+    v = Variable([1.0])
+    opt.apply_gradients([(jnp.ones(1), v)])
+    np.testing.assert_allclose(v.numpy(), [0.9], rtol=1e-5)
+
+
+def test_stateless_apply_still_runs_inside_jit():
+    opt, v, w = _stepped_adam(packing=True)
+    (new_v, _), state = jax.jit(opt.stateless_apply)(
+        opt.state, [jnp.ones(3), jnp.ones(3)], [v.value, w.value]
+    )
+    assert int(state.iterations) == 2
+    assert new_v.shape == (3,)

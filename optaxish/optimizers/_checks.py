@@ -18,6 +18,40 @@ _FLOAT_DTYPES = frozenset(np.dtype(jnp.dtype(d)) for d in FLOAT_DTYPES)
 _ARRAY_TYPE = type(jnp.zeros(()))  # a concrete device array (never a tracer)
 
 
+def _trace_state_reader() -> Any:
+    """JAX's public reader of the current trace (``None`` on a JAX without it)."""
+    try:
+        from jax.extend import core as extend_core
+
+        return extend_core.get_opaque_trace_state
+    except (ImportError, AttributeError):  # pragma: no cover - older JAX
+        return getattr(jax.core, "get_opaque_trace_state", None)
+
+
+_TRACE_STATE = _trace_state_reader()
+# The top level's trace is one object for every thread, so one reading taken
+# at import tells "outside any transformation" apart for the whole process.
+_TOP_LEVEL = None if _TRACE_STATE is None else _TRACE_STATE(convention="optaxish")
+
+
+def refuse_under_trace(method: str, instead: str = "stateless_apply") -> None:
+    """Raises when called inside ``jit``/``vmap``/``grad``/...: ``method``
+    updates state in place, which a transformation would leave holding
+    tracers (even when every argument is concrete, e.g. closed over).
+
+    Checked before anything changes, so the optimizer stays usable. Costs a
+    microsecond or two per call.
+    """
+    if _TRACE_STATE is not None and _TRACE_STATE(convention="optaxish") != _TOP_LEVEL:
+        raise RuntimeError(
+            f"`{method}` updates variables and optimizer state in place, so it "
+            "cannot be called inside a JAX transformation (jit, vmap, grad, "
+            "shard_map, ...): the state would keep the transformation's "
+            f"tracers. Call it outside, or use `optimizer.{instead}(...)` inside "
+            "and return the new values."
+        )
+
+
 def check_var(var: Any) -> None:
     """A float ``Variable``, or a ``TypeError`` (tf-keras' "Invalid type")."""
     if not isinstance(var, Variable):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from optaxish._base import GradientTransformationExtraArgs
 from optaxish._variable import Variable
+from optaxish.optimizers._checks import refuse_under_trace
 
 
 def _copy(tree: Any) -> Any:
@@ -59,6 +60,7 @@ class FunctionalMixin:
 
     @state.setter
     def state(self, value: Any) -> None:
+        refuse_under_trace("optimizer.state = ...")
         current = self._state
         same = jax.tree.structure(value) == jax.tree.structure(current) and all(
             jnp.shape(a) == jnp.shape(b) and jnp.result_type(a) == jnp.result_type(b)

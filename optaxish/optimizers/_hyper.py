@@ -24,16 +24,23 @@ import numpy as np
 
 from optaxish._variable import Variable
 from optaxish.optimizers import schedules
+from optaxish.optimizers._checks import refuse_under_trace
 
 
 def f32(value: Any) -> jax.Array:
-    """``value`` as a float32 scalar array (rounded as tf-keras stores it)."""
-    return jnp.asarray(np.asarray(value, np.float32))
+    """``value`` as a float32 scalar array (rounded as tf-keras stores it).
+
+    Concrete even while a transformation traces (an optimizer built inside
+    ``jit`` must not keep its tracers).
+    """
+    with jax.ensure_compile_time_eval():
+        return jnp.asarray(np.asarray(value, np.float32))
 
 
 def as_iterations(value: Any) -> jax.Array:
     """``value`` as the int32 ``iterations`` scalar (tf-keras stores int64)."""
-    return jnp.asarray(np.asarray(value).astype(np.int64), jnp.int32)
+    with jax.ensure_compile_time_eval():
+        return jnp.asarray(np.asarray(value).astype(np.int64), jnp.int32)
 
 
 class HyperparamsMixin:
@@ -120,6 +127,7 @@ class HyperparamsMixin:
         if name == "lr":
             name = "learning_rate"
         if name in self.__dict__.get("_hyper_names", ()):
+            refuse_under_trace(f"optimizer.{name} = ...", "state")
             self._set_hyper(name, value)
         else:
             object.__setattr__(self, name, value)
@@ -136,4 +144,5 @@ class HyperparamsMixin:
 
     @iterations.setter
     def iterations(self, value: Any) -> None:
+        refuse_under_trace("optimizer.iterations = ...", "state")
         self._set_cold(iterations=as_iterations(value))

@@ -19,7 +19,12 @@ import jax
 import jax.numpy as jnp
 
 from optaxish._variable import Variable
-from optaxish.optimizers._checks import check_var, gradient_pairs, unique_variables
+from optaxish.optimizers._checks import (
+    check_var,
+    gradient_pairs,
+    refuse_under_trace,
+    unique_variables,
+)
 from optaxish.optimizers._count_holes import drop_counts, without_counts
 from optaxish.optimizers._packing_mixin import packed_step
 from optaxish.packing._layout import pack_into
@@ -216,6 +221,7 @@ class MinimizeMixin:
         Shared by the optimizers and the wrappers that reuse these hooks
         (``LossScaleOptimizer``), which differ only in their carry.
         """
+        refuse_under_trace("apply_gradients")
         checked = gradient_pairs(grads_and_vars, stacklevel=4)
         if checked is None:
             return None
@@ -407,6 +413,8 @@ class MinimizeMixin:
         Raises:
           ValueError: when ``loss`` is not callable and no ``tape`` is given.
           TypeError: for a non-variable in ``var_list``.
+          RuntimeError: when called inside a JAX transformation (``jit``,
+            ``vmap``, ``grad``, ...); use :meth:`stateless_apply` there.
 
         Examples:
           >>> import jax.numpy as jnp
@@ -424,6 +432,7 @@ class MinimizeMixin:
           array([ 0.64, -1.28], dtype=float32)
         """
         del name
+        refuse_under_trace("minimize")
         if tape is not None:
             return self._minimize_with_tape(loss, var_list, grad_loss, tape)
         if not callable(loss):

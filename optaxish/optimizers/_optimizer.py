@@ -33,6 +33,7 @@ from optaxish.optimizers._aggregation import (
 from optaxish.optimizers._checks import (
     check_var,
     deepcopy_fresh_steps,
+    refuse_under_trace,
     unique_variables,
 )
 from optaxish.optimizers._custom import CustomHooksMixin
@@ -388,6 +389,7 @@ class Optimizer(
         tf-keras creates slots at the first ``apply_gradients``; call this to
         ``set_weights`` before any step. Known variables are skipped.
         """
+        refuse_under_trace("build")
         variables = list(var_list)
         for v in variables:
             check_var(v)
@@ -489,7 +491,9 @@ class Optimizer(
         Raises:
           TypeError: for a pair that is not a ``(gradient, Variable)`` pair or
             a non-float variable or gradient dtype.
-          RuntimeError: for traced gradients (a call inside a JAX transform).
+          RuntimeError: when called inside a JAX transformation (``jit``,
+            ``vmap``, ``grad``, ...), even with concrete gradients; nothing
+            changes then.
           ValueError: when no variable has a gradient, a variable appears
             twice, or a gradient's shape differs from its variable's. The
             optimizer and the variables are unchanged then.

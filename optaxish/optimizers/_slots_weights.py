@@ -10,6 +10,7 @@ import numpy as np
 from optaxish import slots
 from optaxish._variable import Variable
 from optaxish.optimizers import schedules
+from optaxish.optimizers._checks import refuse_under_trace
 from optaxish.optimizers._hyper import as_iterations
 
 
@@ -122,6 +123,7 @@ class SlotsWeightsMixin:
         Returns ``[(entry, weight, current value)]`` in ``_weight_entries()``
         order, or raises tf-keras' ``ValueError`` for a wrong length or shape.
         """
+        refuse_under_trace("set_weights", "state")
         entries = self._weight_entries()
         weights = list(weights)
         if len(weights) != len(entries):
