@@ -815,3 +815,59 @@ def test_a_loaded_state_shows_in_the_config():
     fresh = Adam(0.1, beta_1=0.9)  # not built: its config still holds 0.9
     fresh.state = state
     assert fresh.get_config()["beta_1"] == 0.5
+
+
+# -- clip attributes and get() of a wrapper ----------------------------------------
+
+
+def test_clip_attributes_read_and_set_as_tf_keras():
+    # tf_keras.optimizers.legacy.SGD(1.0, clipnorm=1.0): .clipnorm -> 1.0,
+    # .clipvalue -> None; after `opt.clipnorm = 2.0` a step on [0.0] with
+    # gradient [3.0] gives [-2.0]; after `opt.clipvalue = 0.5`, -0.5 more.
+    opt = optimizers.SGD(1.0, clipnorm=1.0)
+    assert (opt.clipnorm, opt.global_clipnorm, opt.clipvalue) == (1.0, None, None)
+    v = Variable([0.0])
+    opt.apply_gradients([(jnp.array([3.0]), v)])
+    np.testing.assert_allclose(v.numpy(), [-1.0])
+    opt.clipnorm = 2.0  # the compiled step follows the new setting
+    opt.apply_gradients([(jnp.array([3.0]), v)])
+    np.testing.assert_allclose(v.numpy(), [-3.0])
+    opt.clipnorm, opt.clipvalue = None, 0.5
+    opt.apply_gradients([(jnp.array([3.0]), v)])
+    np.testing.assert_allclose(v.numpy(), [-3.5])
+    # tf-keras' config then: {"name": "SGD", "clipvalue": 0.5, "learning_rate": ...}
+    config = opt.get_config()
+    assert config["clipvalue"] == 0.5
+    assert "clipnorm" not in config
+
+
+@pytest.mark.parametrize(
+    ("start", "key", "value", "error", "match"),
+    [
+        ({}, "clipnorm", -1.0, ValueError, "Expected clipnorm >= 0, received: -1.0"),
+        ({}, "clipvalue", float("nan"), ValueError, "Expected clipvalue >= 0"),
+        ({}, "global_clipnorm", "1", TypeError, "Received: global_clipnorm='1'"),
+        ({"clipnorm": 1.0}, "global_clipnorm", 1.0, ValueError, "Cannot accept both"),
+        (
+            {"gradient_transformers": [lambda pairs: pairs]},
+            "clipvalue",
+            1.0,
+            ValueError,
+            "`clipvalue` cannot be set when `gradient_transformers` is set",
+        ),
+    ],
+)
+def test_bad_clip_assignments_raise_and_change_nothing(start, key, value, error, match):
+    opt = optimizers.SGD(1.0, **start)
+    before = (opt.clipnorm, opt.global_clipnorm, opt.clipvalue)
+    with pytest.raises(error, match=match):
+        setattr(opt, key, value)
+    assert (opt.clipnorm, opt.global_clipnorm, opt.clipvalue) == before
+
+
+def test_get_returns_a_loss_scale_optimizer_as_is():
+    # tf_keras.optimizers.get(LossScaleOptimizer(SGD())) returns the instance.
+    from optaxish.mixed_precision import LossScaleOptimizer
+
+    lso = LossScaleOptimizer(optimizers.SGD(0.1))
+    assert optimizers.get(lso) is lso

@@ -319,7 +319,7 @@ def test_constructor_errors():
         LossScaleOptimizer(lso)
     with pytest.raises(ValueError, match="already wrapped"):
         LossScaleOptimizer(lso.inner_optimizer)
-    with pytest.raises(ValueError, match="`loss_scale` must be positive"):
+    with pytest.raises(ValueError, match="`initial_scale` must be positive"):
         LossScaleOptimizer(optimizers.SGD(), initial_scale=-1.0)
 
 

@@ -49,6 +49,35 @@ def _check(name: str, value: Any, ok: bool, what: str) -> None:
         raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
 
 
+_I32_MAX = int(np.iinfo(np.int32).max)
+
+
+def _finite_f32(value: Any) -> bool:
+    """``value`` stays finite once stored as float32 (``1e39`` does not)."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.float32(value)))
+
+
+def _check_scale(name: str, value: Any) -> None:
+    """A Python-number scale must be positive and finite in float32."""
+    _check(
+        name,
+        value,
+        _is_number(value) and 0 < value and _finite_f32(value),
+        "positive and finite in float32",
+    )
+
+
+def _check_period(name: str, value: Any) -> None:
+    """A Python-number period must be an integer that fits an int32."""
+    _check(
+        name,
+        value,
+        _is_number(value) and 1 <= value <= _I32_MAX and float(value).is_integer(),
+        f"an integer in [1, {_I32_MAX}] (an int32)",
+    )
+
+
 def _unscale_leaf(x: jax.Array, scale: jax.Array) -> jax.Array:
     """``x / scale`` in at least float32, as a multiplication by ``1 / scale``.
 
@@ -187,7 +216,7 @@ class StaticLossScale(_LossScaleBase):
 
     Raises:
       ValueError: if ``loss_scale`` is a Python number that is not positive
-        and finite.
+        and finite in float32.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -202,12 +231,7 @@ class StaticLossScale(_LossScaleBase):
     loss_scale: jax.Array
 
     def __init__(self, loss_scale: jax.typing.ArrayLike):
-        _check(
-            "loss_scale",
-            loss_scale,
-            _is_number(loss_scale) and 0 < loss_scale < math.inf,
-            "positive and finite",
-        )
+        _check_scale("loss_scale", loss_scale)
         object.__setattr__(self, "loss_scale", _leaf(loss_scale, _F32))
 
 
@@ -240,8 +264,10 @@ class DynamicLossScale(_LossScaleBase):
 
     Raises:
       ValueError: for Python numbers out of range: ``loss_scale`` must be
-        positive and finite, ``counter >= 0``, ``period >= 1``, ``factor >= 1``,
-        ``min_loss_scale >= 0`` and ``max_loss_scale >= min_loss_scale``.
+        positive and finite in float32 (``1e39`` is not), ``counter`` and
+        ``period`` must fit an int32 (``0 <= counter``, ``1 <= period``),
+        ``factor >= 1``, ``min_loss_scale >= 0`` and
+        ``max_loss_scale >= min_loss_scale``.
 
     Examples:
       >>> from optaxish import loss_scale
@@ -282,25 +308,27 @@ class DynamicLossScale(_LossScaleBase):
     ):
         if max_loss_scale is None:
             max_loss_scale = math.inf
+        _check_scale("loss_scale", loss_scale)
         _check(
-            "loss_scale",
-            loss_scale,
-            _is_number(loss_scale) and 0 < loss_scale < math.inf,
-            "positive and finite",
+            "counter",
+            counter,
+            _is_number(counter) and 0 <= counter <= _I32_MAX,
+            f"in [0, {_I32_MAX}] (an int32)",
         )
-        _check("counter", counter, _is_number(counter) and counter >= 0, ">= 0")
+        _check_period("period", period)
         _check(
-            "period",
-            period,
-            _is_number(period) and period >= 1 and float(period).is_integer(),
-            "an integer >= 1",
+            "factor",
+            factor,
+            _is_number(factor) and factor >= 1 and _finite_f32(factor),
+            ">= 1 and finite in float32",
         )
-        _check("factor", factor, _is_number(factor) and factor >= 1, ">= 1")
         _check(
             "min_loss_scale",
             min_loss_scale,
-            _is_number(min_loss_scale) and 0 <= min_loss_scale < math.inf,
-            ">= 0 and finite",
+            _is_number(min_loss_scale)
+            and 0 <= min_loss_scale
+            and _finite_f32(min_loss_scale),
+            ">= 0 and finite in float32",
         )
         if (
             _is_number(max_loss_scale)

@@ -19,6 +19,8 @@ from optaxish.loss_scale._values import (
     LossScale,
     NoOpLossScale,
     StaticLossScale,
+    _check_period,
+    _check_scale,
     _norm_and_finite,
     _unscale_leaf,
 )
@@ -265,6 +267,10 @@ def dynamic_loss_scaling(
       max_loss_scale: optional ceiling of the growth (``None``: none).
       unscale: see :func:`loss_scaling`.
 
+    Raises:
+      ValueError: for out-of-range Python numbers (named by these arguments'
+        names; see :class:`DynamicLossScale`).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import optaxish
@@ -274,6 +280,8 @@ def dynamic_loss_scaling(
       >>> float(loss_scale.get_loss_scale(state))
       1024.0
     """
+    _check_scale("initial_scale", initial_scale)
+    _check_period("dynamic_growth_steps", dynamic_growth_steps)
     return loss_scaling(
         inner,
         DynamicLossScale(

@@ -8,11 +8,26 @@ import jax
 import jax.numpy as jnp
 
 from optaxish.loss_scale import DynamicLossScale, StaticLossScale
+from optaxish.loss_scale._values import _check_scale
 from optaxish.mixed_precision._lso_base import LossScaleOptimizerBase
 from optaxish.optimizers import Optimizer
 
 DEFAULT_INITIAL_SCALE = 2.0**15
 DEFAULT_GROWTH_STEPS = 2000
+_PERIOD_MAX = 2**31 - 1
+# Keras 3's base-optimizer keys, which older Keras 3 versions wrote into a
+# LossScaleOptimizer's config; Keras 3 reads them only at these defaults.
+_KERAS3_BASE_DEFAULTS = {
+    "weight_decay": None,
+    "clipnorm": None,
+    "global_clipnorm": None,
+    "clipvalue": None,
+    "use_ema": False,
+    "ema_momentum": 0.99,
+    "ema_overwrite_frequency": None,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
 
 
 def serialize_optimizer(optimizer: Optimizer) -> dict[str, Any]:
@@ -23,11 +38,13 @@ def serialize_optimizer(optimizer: Optimizer) -> dict[str, Any]:
 def deserialize_optimizer(config: Any, custom_objects: Any = None) -> Optimizer:
     """An optimizer from :func:`serialize_optimizer`'s output (or an instance).
 
-    The class is looked up in ``custom_objects`` first, then in
-    :mod:`optaxish.optimizers`; tf-keras' extra keys (``module``,
-    ``registered_name``) are ignored.
+    Read by :func:`optaxish.optimizers.deserialize`: the class is looked up in
+    ``custom_objects`` first, then among the registered and built-in classes
+    (ignoring case); tf-keras' extra keys (``module``, ``registered_name``)
+    and the new-style keys of tf-keras' and Keras 3's configs are handled
+    there.
     """
-    if isinstance(config, Optimizer):
+    if isinstance(config, Optimizer | LossScaleOptimizerBase):
         return config
     from optaxish import optimizers
 
@@ -36,11 +53,42 @@ def deserialize_optimizer(config: Any, custom_objects: Any = None) -> Optimizer:
             "`inner_optimizer` must be an optimizer or a dict with 'class_name' "
             f"and 'config'. Received: {config!r}"
         )
-    name = config["class_name"]
-    cls = (custom_objects or {}).get(name) or getattr(optimizers, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
-        raise ValueError(f"Unknown optimizer: '{name}'.")
-    return cls.from_config(config.get("config", {}), custom_objects=custom_objects)
+    return optimizers.deserialize(config, custom_objects=custom_objects)
+
+
+def _initial_scale(value: Any) -> float:
+    """``initial_scale`` as a float, checked (a positive float32 number)."""
+    if isinstance(value, str | bytes) or value is None:
+        raise TypeError(
+            f"`initial_scale` must be a number. Received: initial_scale={value!r}"
+        )
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`initial_scale` must be a number. Received: initial_scale={value!r}"
+        ) from None
+    _check_scale("initial_scale", number)
+    return number
+
+
+def _growth_steps(value: Any) -> int:
+    """``dynamic_growth_steps`` as an int, checked (an integer >= 1)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, str | bytes | bool):
+        raise TypeError(
+            "`dynamic_growth_steps` must be an integer. Received: "
+            f"dynamic_growth_steps={value!r}"
+        )
+    if not (number >= 1 and number.is_integer()):
+        raise ValueError(
+            "`dynamic_growth_steps` must be an integer >= 1. Received: "
+            f"dynamic_growth_steps={value!r}"
+        )
+    return int(value)
 
 
 def check_inner(inner: Any, owner: type) -> None:
@@ -79,20 +127,34 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
     buffers donated, compiled once per variable structure (per loss
     function and variable list for ``minimize``).
 
+    Keras 3's ``keras.optimizers.LossScaleOptimizer`` differs, and this
+    class keeps tf-keras' behaviour: Keras 3 halves without a floor of 1,
+    lets a doubling reach ``inf``, does not count a skipped step in
+    ``iterations``, lists its scale and counter among its ``variables``
+    and unscales inside ``apply``. Its :meth:`scale_loss` is here (the same
+    as :meth:`get_scaled_loss`), and its configs (with ``name``, without
+    ``dynamic``) load with :meth:`from_config`.
+
     Args:
       inner_optimizer: the optaxish Keras-style optimizer to wrap.
       dynamic: dynamic (``True``) or fixed (``False``) loss scale.
       initial_scale: the first scale (default ``2**15`` when dynamic; required
-        when not).
-      dynamic_growth_steps: finite steps between growths (default 2000);
-        must be ``None`` when ``dynamic=False``.
+        when not), a positive number that is finite in float32.
+      dynamic_growth_steps: finite steps between growths, an integer >= 1
+        (default 2000; the core's int32 counter caps it at ``2**31 - 1``,
+        while :attr:`dynamic_growth_steps` and the config keep the value
+        given); must be ``None`` when ``dynamic=False``.
 
     Raises:
       TypeError: for an inner optimizer that is not an optaxish optimizer, a
-        ``LossScaleOptimizer``, or a non-bool ``dynamic``.
+        ``LossScaleOptimizer``, a non-bool ``dynamic``, a non-number
+        ``initial_scale`` or a non-integer ``dynamic_growth_steps``.
       ValueError: for an inner optimizer already wrapped, ``dynamic=False``
-        without ``initial_scale`` or with ``dynamic_growth_steps``, or an
-        out-of-range scale or growth steps.
+        without ``initial_scale`` or with ``dynamic_growth_steps``, an
+        ``initial_scale`` that is not positive and finite in float32 (tf-keras
+        accepts ``0``, negative and infinite scales, which break training), or
+        ``dynamic_growth_steps < 1`` or fractional (tf-keras truncates). The
+        inner optimizer is left unwrapped then.
 
     Examples:
       >>> from optaxish import Variable
@@ -126,12 +188,20 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
             )
         check_inner(inner_optimizer, LossScaleOptimizer)
         if dynamic:
-            if initial_scale is None:
-                initial_scale = DEFAULT_INITIAL_SCALE
-            if dynamic_growth_steps is None:
-                dynamic_growth_steps = DEFAULT_GROWTH_STEPS
+            initial = (
+                DEFAULT_INITIAL_SCALE
+                if initial_scale is None
+                else _initial_scale(initial_scale)
+            )
+            growth = (
+                DEFAULT_GROWTH_STEPS
+                if dynamic_growth_steps is None
+                else _growth_steps(dynamic_growth_steps)
+            )
+            # The core counts in int32; a longer period than it holds never
+            # ends in practice (2**31 - 1 steps), so it is capped there.
             loss_scale: Any = DynamicLossScale(
-                float(initial_scale), period=int(dynamic_growth_steps), factor=2.0
+                initial, period=min(growth, _PERIOD_MAX), factor=2.0
             )
         else:
             if initial_scale is None:
@@ -143,9 +213,10 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
                     '"dynamic_growth_steps" must be None if "dynamic" is False, '
                     f"but got: {dynamic_growth_steps}"
                 )
-            loss_scale = StaticLossScale(float(initial_scale))
-        self._initial = float(initial_scale)
-        self._growth_steps = None if not dynamic else int(dynamic_growth_steps)
+            initial, growth = _initial_scale(initial_scale), None
+            loss_scale = StaticLossScale(initial)
+        self._initial = initial
+        self._growth_steps = growth
         self._setup(inner_optimizer, loss_scale)
 
     @property
@@ -180,6 +251,18 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
         """The inner optimizer's ``get_slot(var, slot_name)``."""
         return self._optimizer.get_slot(var, slot_name)
 
+    def scale_loss(self, loss: Any) -> Any:
+        """Keras 3's name for :meth:`get_scaled_loss`: ``loss * loss_scale``.
+
+        Examples:
+          >>> import jax.numpy as jnp
+          >>> from optaxish.mixed_precision import LossScaleOptimizer
+          >>> from optaxish.optimizers import SGD
+          >>> LossScaleOptimizer(SGD(), initial_scale=4.0).scale_loss(jnp.float32(3))
+          Array(12., dtype=float32)
+        """
+        return self.get_scaled_loss(loss)
+
     def get_config(self) -> dict[str, Any]:
         """tf-keras' keys: ``inner_optimizer`` (``{"class_name", "config"}``),
         ``dynamic``, ``initial_scale``, ``dynamic_growth_steps``."""
@@ -194,14 +277,32 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
     def from_config(
         cls, config: dict[str, Any], custom_objects: Any = None
     ) -> LossScaleOptimizer:
-        """A new optimizer from :meth:`get_config`'s output (a tf-keras config
-        works, including TF 2.3's ``optimizer``/``loss_scale`` form).
+        """A new optimizer from :meth:`get_config`'s output.
+
+        tf-keras' configs work (TF 2.4+, ``LossScaleOptimizerV3``'s and TF
+        2.3's ``optimizer``/``loss_scale`` form), and Keras 3's: its ``name``
+        is dropped (this class has none) and, without ``dynamic``, the scale
+        is dynamic; the base-optimizer keys older Keras 3 versions wrote
+        (``clipnorm``, ``use_ema``...) are read at their defaults, as Keras 3
+        does. The inner optimizer is read by
+        :func:`optaxish.optimizers.deserialize` (with ``custom_objects``).
 
         Raises:
-          ValueError: for a TF 2.3 ``DynamicLossScale`` whose multiplier is not
-            2, or a loss scale of another kind.
+          ValueError: for a config without ``inner_optimizer``, a Keras 3 base
+            key away from its default (Keras 3's message), a TF 2.3
+            ``DynamicLossScale`` whose multiplier is not 2, or a loss scale of
+            another kind.
         """
         config = dict(config)
+        config.pop("name", None)  # Keras 3's key
+        for key, default in _KERAS3_BASE_DEFAULTS.items():
+            if key in config and config[key] != default:
+                raise ValueError(
+                    f"LossScaleOptimizer does not support `{key}`. Instead, set "
+                    f"`{key}` on the `inner_optimizer`. Received: "
+                    f"{key}={config[key]!r}"
+                )
+            config.pop(key, None)
         if "loss_scale" in config:
             ls = config.pop("loss_scale")
             kind, sub = ls.get("class_name"), ls.get("config", {})
@@ -228,5 +329,10 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
                     "longer be deserialized"
                 )
             config["inner_optimizer"] = config.pop("optimizer")
+        if "inner_optimizer" not in config:
+            raise ValueError(
+                "A LossScaleOptimizer config needs an `inner_optimizer` entry. "
+                f"Received: config={config!r}"
+            )
         inner = deserialize_optimizer(config.pop("inner_optimizer"), custom_objects)
         return cls(inner, **config)

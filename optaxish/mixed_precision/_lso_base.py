@@ -26,8 +26,9 @@ from optaxish._variable import Variable
 from optaxish.loss_scale import DynamicLossScale
 from optaxish.loss_scale._values import _norm_and_finite
 from optaxish.optimizers import Optimizer
-from optaxish.optimizers._checks import deepcopy_fresh_steps
+from optaxish.optimizers._checks import deepcopy_fresh_steps, refuse_under_trace
 from optaxish.optimizers._minimize import MinimizeMixin
+from optaxish.optimizers._slots_weights import CallableList
 
 _EXAMPLE = """
     loss, grads = jax.value_and_grad(
@@ -48,24 +49,47 @@ def _cast_like(new: Any, old: Any) -> Any:
 
 
 def _scaling_warning(scaled: bool, unscaled: bool) -> None:
+    """tf-keras' warning (one of three texts) when a scaling call is missing."""
     if scaled and unscaled:
         return
-    missing = [
-        name
-        for name, done in (
-            ("get_scaled_loss()", scaled),
-            ("get_unscaled_gradients()", unscaled),
+    more = f" For example:{_EXAMPLE}"
+    if not scaled and not unscaled:
+        message = (
+            "You forgot to call LossScaleOptimizer.get_scaled_loss() and "
+            "LossScaleOptimizer.get_unscaled_gradients() before calling "
+            "LossScaleOptimizer.apply_gradients(). This will likely result in "
+            "worse model quality, so please call them in the correct places!"
         )
-        if not done
-    ]
-    warnings.warn(
-        "You forgot to call LossScaleOptimizer."
-        + " and LossScaleOptimizer.".join(missing)
-        + " before calling LossScaleOptimizer.apply_gradients(). This will "
-        "likely result in worse model quality, so please call them in the "
-        f"correct places! For example:{_EXAMPLE}",
-        UserWarning,
-        stacklevel=3,
+    elif not scaled:
+        message = (
+            "You forgot to call LossScaleOptimizer.get_scaled_loss() before "
+            "calling LossScaleOptimizer.apply_gradients() (you did call "
+            "get_unscaled_gradients() however). This will likely result in "
+            "worse model quality, so please call get_scaled_loss() in the "
+            "correct place!"
+        )
+    else:
+        message = (
+            "You forgot to call LossScaleOptimizer.get_unscaled_gradients() "
+            "before calling LossScaleOptimizer.apply_gradients() (you did call "
+            "get_scaled_loss() however). This will likely result in worse "
+            "model quality, so please call get_unscaled_gradients() in the "
+            "correct place!"
+        )
+    warnings.warn(message + more, UserWarning, stacklevel=3)
+
+
+def _clip_property(key: str) -> property:
+    """``key`` read from (and written to) the inner optimizer, as tf-keras."""
+
+    def fget(self: Any) -> Any:
+        return getattr(self._optimizer, key)
+
+    def fset(self: Any, value: Any) -> None:
+        setattr(self._optimizer, key, value)
+
+    return property(
+        fget, fset, doc=f"The inner optimizer's ``{key}`` (get and set, as tf-keras)."
     )
 
 
@@ -74,10 +98,13 @@ class LossScaleOptimizerBase(MinimizeMixin):
 
     Subclasses call :meth:`_setup` with the inner optimizer and a core
     loss-scale value, and set ``_skip_counts_iterations`` (tf-keras 2.4+:
-    a skipped step still increments ``iterations``; TF 2.2: it does not).
+    a skipped step still increments ``iterations``; TF 2.2: it does not) and
+    ``_warns_without_scaling`` (tf-keras 2.4+ warns when ``apply_gradients``
+    runs before the scaling methods were ever called; TF 2.2 does not).
     """
 
     _skip_counts_iterations = True
+    _warns_without_scaling = True
 
     def _setup(self, inner: Optimizer, loss_scale: Any) -> None:
         object.__setattr__(self, "_optimizer", inner)
@@ -152,9 +179,22 @@ class LossScaleOptimizerBase(MinimizeMixin):
         """The inner optimizer's weights (the loss scale is not among them)."""
         return self._optimizer.weights
 
-    def variables(self) -> list[Variable]:
-        """The inner optimizer's ``variables()``."""
-        return self._optimizer.variables()
+    @property
+    def variables(self) -> CallableList:
+        """The inner optimizer's weights, as a list that can also be called:
+        ``opt.variables()`` (tf-keras ``LossScaleOptimizer``) and
+        ``opt.variables`` (``LossScaleOptimizerV3``, Keras 3) both work. The
+        loss scale and its counter are not among them (Keras 3 lists its own
+        four first)."""
+        return CallableList(self._optimizer.weights)
+
+    clipnorm = _clip_property("clipnorm")
+    global_clipnorm = _clip_property("global_clipnorm")
+    clipvalue = _clip_property("clipvalue")
+
+    def add_slot(self, var: Any, slot_name: str, initializer: Any = "zeros") -> Any:
+        """The inner optimizer's ``add_slot`` (for custom optimizers)."""
+        return self._optimizer.add_slot(var, slot_name, initializer)
 
     def get_weights(self) -> list[np.ndarray]:
         """The inner optimizer's ``get_weights()``."""
@@ -285,8 +325,10 @@ class LossScaleOptimizerBase(MinimizeMixin):
     ) -> jax.Array | None:
         """Applies one step and updates the loss scale; returns ``iterations``.
 
-        The gradients must already be unscaled (:meth:`get_unscaled_gradients`;
-        a warning says so if neither scaling method was ever called). Under a
+        The gradients must already be unscaled (:meth:`get_unscaled_gradients`).
+        As tf-keras, a ``UserWarning`` names :meth:`get_scaled_loss` and/or
+        :meth:`get_unscaled_gradients` when they were never called (Python
+        shows it once per call site; tf-keras logs it on every call). Under a
         dynamic scale a step with a NaN or infinite gradient is skipped: the
         variables and the slots stay bit-identical and the scale is halved.
 
@@ -295,7 +337,11 @@ class LossScaleOptimizerBase(MinimizeMixin):
             nothing changes then.
         """
         del name
-        _scaling_warning(self._loss_has_been_scaled, self._gradients_have_been_unscaled)
+        refuse_under_trace("apply_gradients")  # before the scaling warning
+        if self._warns_without_scaling:
+            _scaling_warning(
+                self._loss_has_been_scaled, self._gradients_have_been_unscaled
+            )
         return self._apply_pairs(grads_and_vars, bool(experimental_aggregate_gradients))
 
     def minimize(

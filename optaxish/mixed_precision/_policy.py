@@ -24,7 +24,13 @@ _REMOVED = {
 }
 
 
-def _parse(name: str) -> tuple[str, str]:
+# TensorFlow's own spellings (``tf.as_dtype``), which NumPy reads otherwise
+# (``np.dtype("float")`` is float64).
+_TF_ALIASES = {"half": "float16", "float": "float32", "double": "float64"}
+_INFER = "_infer"
+
+
+def _parse(name: str) -> tuple[str | None, str | None]:
     """``(compute dtype, variable dtype)`` of a Keras policy name."""
     if name.endswith("_float32_vars"):
         raise ValueError(
@@ -33,34 +39,51 @@ def _parse(name: str) -> tuple[str, str]:
         )
     if name in _MIXED:
         return _MIXED[name], "float32"
+    if name == _INFER:
+        return None, None
+    if name in _TF_ALIASES:
+        return _TF_ALIASES[name], _TF_ALIASES[name]
     try:
-        dtype = jnp.dtype(name).name
-    except TypeError:
+        dtype = jnp.dtype(name)
+    except (TypeError, ValueError):
         dtype = None
-    if dtype is None or dtype == "object":
+    # Only a dtype's own name ("float32", not "f4" or "single", which
+    # tf-keras rejects too), and only dtypes JAX computes in.
+    if (
+        dtype is None
+        or dtype.name != name
+        or not (jnp.issubdtype(dtype, jnp.number) or dtype == jnp.bool_)
+    ):
         raise ValueError(
             f"Cannot convert value {name} to a mixed precision Policy. Valid "
             "policies include 'mixed_float16', 'mixed_bfloat16', and the name of "
             "any dtype such as 'float32'."
         )
-    return dtype, dtype
+    return name, name
 
 
 class Policy:
     """A Keras dtype policy: the dtypes of computations and of variables.
 
     ``"mixed_float16"`` and ``"mixed_bfloat16"`` compute in 16 bits with
-    float32 variables; any dtype name (``"float32"``, ``"bfloat16"``...)
-    uses that dtype for both. The dtypes are strings, as in Keras.
-    :attr:`core` is the equivalent core
+    float32 variables; any dtype name (``"float32"``, ``"bfloat16"``,
+    ``"int32"``..., and TensorFlow's ``"half"``, ``"float"`` (float32) and
+    ``"double"``) uses that dtype for both; ``"_infer"`` (tf-keras' policy
+    of layers that take the dtype of their first input) has neither. The
+    dtypes are strings, as in Keras. :attr:`core` is the equivalent core
     :class:`optaxish.loss_scale.Policy` (with cast helpers for pytrees).
+
+    Two policies of the same name are equal (and hash alike), as Keras 3's
+    ``DTypePolicy``; tf-keras compares them by identity.
 
     Args:
       name: the policy name.
 
     Raises:
-      TypeError: if ``name`` is not a string.
-      ValueError: for a name that is neither a preset nor a dtype.
+      TypeError: if ``name`` is not a string (a dtype object included: pass
+        its name).
+      ValueError: for a name that is neither a preset nor the name of a dtype
+        JAX computes in (TensorFlow's ``"string"``, ``"qint8"``... are not).
 
     Examples:
       >>> from optaxish.mixed_precision import Policy
@@ -73,6 +96,15 @@ class Policy:
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str):
+            try:
+                dtype_name = None if name is None else jnp.dtype(name).name
+            except (TypeError, ValueError):
+                dtype_name = None
+            if dtype_name is not None and not isinstance(name, int | float):
+                raise TypeError(
+                    "'name' must be a string, not a dtype. Instead, pass its name, "
+                    f"'{dtype_name}'. Received: name={name!r}"
+                )
             raise TypeError(f"'name' must be a string, but got: {name}")
         self._name = name
         self._compute_dtype, self._variable_dtype = _parse(name)
@@ -83,13 +115,14 @@ class Policy:
         return self._name
 
     @property
-    def compute_dtype(self) -> str:
-        """The dtype layers compute in (a string)."""
+    def compute_dtype(self) -> str | None:
+        """The dtype layers compute in (a string; ``None`` for ``"_infer"``)."""
         return self._compute_dtype
 
     @property
-    def variable_dtype(self) -> str:
-        """The dtype variables are stored in (a string)."""
+    def variable_dtype(self) -> str | None:
+        """The dtype variables are stored in (a string; ``None`` for
+        ``"_infer"``)."""
         return self._variable_dtype
 
     @property
@@ -97,14 +130,28 @@ class Policy:
         """The core policy (parameters, compute and output dtypes).
 
         Raises:
-          ValueError: for a non-floating policy, which the core does not model.
+          ValueError: for a non-floating policy or ``"_infer"``, which the
+            core does not model.
         """
         if self._name in _MIXED:
             return CorePolicy.from_name(self._name)
+        if self._variable_dtype is None:
+            raise ValueError(
+                "The '_infer' policy has no dtypes, so it has no core policy. "
+                f"Received: policy={self!r}"
+            )
         return CorePolicy(self._variable_dtype)
 
     def __repr__(self) -> str:
         return f'<Policy "{self._name}">'
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Policy):
+            return NotImplemented
+        return self._name == other._name
+
+    def __hash__(self) -> int:
+        return hash((Policy, self._name))
 
     def get_config(self) -> dict[str, Any]:
         """``{"name": name}``."""
@@ -137,7 +184,8 @@ def set_global_policy(policy: Policy | str | None) -> None:
     """Sets the global policy; ``None`` restores the default (``"float32"``).
 
     Raises:
-      ValueError: for a non-floating policy such as ``"int32"``.
+      ValueError: for a non-floating policy such as ``"int32"`` (``"_infer"``
+        is accepted, as tf-keras).
 
     Examples:
       >>> from optaxish import mixed_precision
@@ -149,8 +197,10 @@ def set_global_policy(policy: Policy | str | None) -> None:
     global _global_policy
     if policy is not None and not isinstance(policy, Policy):
         policy = Policy(policy)
-    if policy is not None and not jnp.issubdtype(
-        jnp.dtype(policy.compute_dtype), jnp.floating
+    if (
+        policy is not None
+        and policy.compute_dtype is not None
+        and not jnp.issubdtype(jnp.dtype(policy.compute_dtype), jnp.floating)
     ):
         raise ValueError(
             "set_global_policy can only be used to set the global policy to "

@@ -46,7 +46,11 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
     period, factor and bounds); a skipped step does **not** increment
     ``iterations``; ``loss_scale`` is the loss-scale value (read its
     ``.loss_scale``; TF's object is called instead); ``get_slot`` raises
-    ``AttributeError``; the config keys are ``optimizer`` and ``loss_scale``.
+    ``AttributeError``; the config keys are ``optimizer`` and ``loss_scale``;
+    ``apply_gradients`` gives no warning when the scaling methods were not
+    called. Unlike TF 2.2, every hyperparameter of the inner optimizer is
+    delegated (TF 2.2 delegated only ``learning_rate`` and ``lr``, and
+    ``opt.beta_1 = 0.5`` set an attribute of the wrapper that did nothing).
 
     Args:
       optimizer: the optaxish Keras-style optimizer to wrap (without
@@ -71,6 +75,7 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
     """
 
     _skip_counts_iterations = False
+    _warns_without_scaling = False
 
     def __init__(self, optimizer: Optimizer, loss_scale: Any) -> None:
         if not isinstance(optimizer, Optimizer | LossScaleOptimizerBase):

@@ -14,6 +14,7 @@ from optaxish.combinators import chain
 from optaxish.optimizers import schedules
 from optaxish.optimizers._optimizer import Optimizer
 from optaxish.optimizers._packing_mixin import packed_step
+from optaxish.optimizers._slots_weights import CallableList
 from optaxish.optimizers._stacked import Stack
 from optaxish.transforms import add_decayed_weights, scale, scale_by_adam
 
@@ -26,15 +27,6 @@ _SCHEDULE_NOT_SETTABLE = (
     "settable. If you need the learning rate to be settable, you should "
     "instantiate the optimizer with a float `learning_rate` argument."
 )
-
-
-class CallableList(list):
-    """A list that also returns itself when called: tf-keras' shim, so that
-    both ``opt.variables`` (Keras 3, a property) and ``opt.variables()``
-    (tf-keras ``OptimizerV2``, a method) work."""
-
-    def __call__(self) -> CallableList:
-        return self
 
 
 def masked_decay(

@@ -13,6 +13,7 @@ identity).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -190,3 +191,38 @@ def process_gradients(
     for fn in optimizer.gradient_transformers:
         pairs = list(zip(unpack(fn(pairs), "gradient_transformers"), variables))
     return [g for g, _ in pairs]
+
+
+def clip_property(key: str) -> property:
+    """The ``clipnorm``/``global_clipnorm``/``clipvalue`` attribute of the
+    Keras optimizers: readable, and settable as in tf-keras (the next step
+    compiles with the new clipping; ``_config_key`` includes it).
+
+    Setting checks what the constructor checks, before anything changes: a
+    non-negative number or ``None``, not beside ``gradient_transformers``, and
+    ``clipnorm`` and ``global_clipnorm`` not both set (tf-keras' setter would
+    then apply both; its constructor refuses them together).
+    """
+
+    def fget(self: Any) -> Any:
+        return self._clip[key]
+
+    def fset(self: Any, value: Any) -> None:
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(
+                    f"`{key}` must be a number or None. Received: {key}={value!r}"
+                )
+            if not value >= 0:  # NaN too
+                raise ValueError(f"Expected {key} >= 0, received: {value}")
+        clip = {**self._clip, key: value}
+        check_transformers(self.gradient_transformers, clip)
+        if clip["clipnorm"] is not None and clip["global_clipnorm"] is not None:
+            raise ValueError(
+                "Cannot accept both `clipnorm` and `global_clipnorm`. Received: "
+                f"`clipnorm`={clip['clipnorm']}, "
+                f"`global_clipnorm`={clip['global_clipnorm']}."
+            )
+        self._clip = clip
+
+    return property(fget, fset, doc=f"The ``{key}`` clipping (``None``: off).")

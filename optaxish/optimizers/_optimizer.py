@@ -27,6 +27,7 @@ from optaxish.optimizers import schedules
 from optaxish.optimizers._aggregation import (
     all_reduce_sum_gradients,
     check_transformers,
+    clip_property,
     clip_transforms,
     process_gradients,
 )
@@ -199,6 +200,10 @@ class Optimizer(
       >>> v.numpy(), int(opt.iterations)
       (array([0.9, 2.1], dtype=float32), 1)
     """
+
+    clipnorm = clip_property("clipnorm")
+    global_clipnorm = clip_property("global_clipnorm")
+    clipvalue = clip_property("clipvalue")
 
     def __init__(
         self,

@@ -223,10 +223,11 @@ def get(identifier: Any, **kwargs: Any) -> Any:
       >>> type(get("adam")).__name__, type(get("RMSprop")).__name__
       ('Adam', 'RMSprop')
     """
+    from optaxish.mixed_precision._lso_base import LossScaleOptimizerBase
     from optaxish.optimizers._optimizer import Optimizer
 
     registered = tuple(cls for _, cls in _REGISTERED.values())
-    if isinstance(identifier, (Optimizer, *registered)):
+    if isinstance(identifier, (Optimizer, LossScaleOptimizerBase, *registered)):
         return identifier
     if isinstance(identifier, dict):
         return deserialize(identifier, **kwargs)

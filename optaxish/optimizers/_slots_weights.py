@@ -14,6 +14,15 @@ from optaxish.optimizers._checks import refuse_under_trace
 from optaxish.optimizers._hyper import as_iterations
 
 
+class CallableList(list):
+    """A list that also returns itself when called: tf-keras' shim, so that
+    both ``opt.variables`` (Keras 3, a property) and ``opt.variables()``
+    (tf-keras ``OptimizerV2``, a method) work."""
+
+    def __call__(self) -> CallableList:
+        return self
+
+
 class SlotsWeightsMixin:
     """``get_slot``, ``weights``, ``get_weights``/``set_weights``, configs.
 

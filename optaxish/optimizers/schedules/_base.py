@@ -79,17 +79,23 @@ def builtin(cls: type[LearningRateSchedule]) -> type[LearningRateSchedule]:
     return cls
 
 
-def serialize(learning_rate_schedule: LearningRateSchedule) -> dict[str, Any]:
+def serialize(
+    learning_rate_schedule: LearningRateSchedule, use_legacy_format: bool = False
+) -> dict[str, Any]:
     """Serializes a schedule into tf-keras' JSON-safe dict.
 
     The dict has tf-keras' keys: ``module`` (``"keras.optimizers.schedules"``
     for built-in schedules, ``None`` for custom ones), ``class_name``,
     ``config`` (the schedule's ``get_config()``) and ``registered_name``
     (``None`` for built-ins, the class name for custom schedules), so tf-keras
-    can read the built-in ones and :func:`deserialize` reads tf-keras'.
+    can read the built-in ones and :func:`deserialize` reads tf-keras'. With
+    ``use_legacy_format=True`` it is tf-keras' legacy form, ``class_name`` and
+    ``config`` only.
 
     Args:
       learning_rate_schedule: the schedule to serialize.
+      use_legacy_format: write tf-keras' legacy form (tf-keras' argument;
+        Keras 3 has no such argument).
 
     Returns:
       A dict that ``json.dumps`` accepts.
@@ -106,6 +112,10 @@ def serialize(learning_rate_schedule: LearningRateSchedule) -> dict[str, Any]:
        'config': {'initial_learning_rate': 0.1, 'decay_steps': 1000,
                   'decay_rate': 0.96, 'staircase': False, 'name': None},
        'registered_name': None}
+      >>> schedules.serialize(s, use_legacy_format=True)
+      {'class_name': 'ExponentialDecay',
+       'config': {'initial_learning_rate': 0.1, 'decay_steps': 1000,
+                  'decay_rate': 0.96, 'staircase': False, 'name': None}}
     """
     if not isinstance(learning_rate_schedule, LearningRateSchedule):
         raise TypeError(
@@ -113,17 +123,22 @@ def serialize(learning_rate_schedule: LearningRateSchedule) -> dict[str, Any]:
             f"learning_rate_schedule={learning_rate_schedule!r}"
         )
     cls = type(learning_rate_schedule)
+    config = plain(learning_rate_schedule.get_config())
+    if use_legacy_format:
+        return {"class_name": cls.__name__, "config": config}
     builtin = _BUILTINS.get(cls.__name__) is cls
     return {
         "module": KERAS_MODULE if builtin else None,
         "class_name": cls.__name__,
-        "config": plain(learning_rate_schedule.get_config()),
+        "config": config,
         "registered_name": None if builtin else cls.__name__,
     }
 
 
 def deserialize(
-    config: dict[str, Any], custom_objects: dict[str, Any] | None = None
+    config: dict[str, Any],
+    custom_objects: dict[str, Any] | None = None,
+    use_legacy_format: bool = False,
 ) -> LearningRateSchedule:
     """Instantiates a schedule from its serialized form.
 
@@ -140,6 +155,8 @@ def deserialize(
       config: a dict ``{"class_name": str, "config": dict, ...}``.
       custom_objects: maps class names to custom ``LearningRateSchedule``
         subclasses.
+      use_legacy_format: accepted for tf-keras' signature; both forms are
+        read whatever its value.
 
     Returns:
       A ``LearningRateSchedule``.
@@ -147,8 +164,9 @@ def deserialize(
     Raises:
       TypeError: if ``config`` is not such a dict, or the class found is not a
         ``LearningRateSchedule`` subclass.
-      ValueError: if the class name is unknown (tf-keras returns the name
-        string instead).
+      ValueError: if the class name is unknown. tf-keras and Keras 3 return
+        the name string for an unknown name in the built-in form, and raise
+        ``TypeError`` for a custom class that is not registered.
 
     Examples:
       >>> from optaxish.optimizers import schedules
@@ -160,6 +178,7 @@ def deserialize(
       >>> type(s).__name__, s(0)
       ('PolynomialDecay', Array(0.1, dtype=float32))
     """
+    del use_legacy_format  # both forms are read either way
     if isinstance(config, LearningRateSchedule):
         return config
     if (
