@@ -145,8 +145,8 @@ def _machine(factory):
                 _close(a, b)
 
     PackedAgreesWithUnpacked.TestCase.settings = settings(
-        max_examples=12,
-        stateful_step_count=12,
+        max_examples=8,
+        stateful_step_count=10,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
