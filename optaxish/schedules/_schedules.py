@@ -91,8 +91,11 @@ def polynomial_schedule(
         elapsed = jnp.clip(count - transition_begin, 0, transition_steps)
         # Under jit, XLA turns `t / T` into `t * (1 / T)`, which can exceed 1 at
         # the end of the transition; optax then raises a negative number to a
-        # fractional power (NaN). Clamping keeps the exact end value.
-        remaining = jnp.maximum(1 - elapsed / transition_steps, 0)
+        # fractional power (NaN). Clamping keeps the exact end value. `where`,
+        # not `maximum`: at exactly 0 the gradient through the count stays
+        # optax's (`maximum` would halve it at the tie).
+        remaining = 1 - elapsed / transition_steps
+        remaining = jnp.where(remaining < 0, 0.0, remaining)
         return as_float32((init_value - end_value) * remaining**power + end_value)
 
     return schedule
@@ -173,8 +176,11 @@ def exponential_decay(
 
     Raises:
       ValueError: if ``transition_steps <= 0``, ``decay_rate <= 0`` or
-        ``transition_begin < 0``. optax logs and returns a constant schedule for
-        the first two and starts at 0 for the last.
+        ``transition_begin < 0``. For ``transition_steps <= 0`` and
+        ``decay_rate == 0`` optax logs (at INFO level) and returns the constant
+        ``init_value``; for ``decay_rate < 0`` it returns NaN (values of
+        alternating sign with ``staircase=True``); a negative
+        ``transition_begin`` is logged and taken as 0.
 
     Examples:
       >>> import jax.numpy as jnp

@@ -162,11 +162,11 @@ def deserialize(
       A ``LearningRateSchedule``.
 
     Raises:
-      TypeError: if ``config`` is not such a dict, or the class found is not a
+      TypeError: if ``config`` is not such a dict, the class name is unknown
+        (tf-keras' and Keras 3's error for a custom class that is not
+        registered; for an unknown name in the built-in form they return the
+        name string instead), or the class found is not a
         ``LearningRateSchedule`` subclass.
-      ValueError: if the class name is unknown. tf-keras and Keras 3 return
-        the name string for an unknown name in the built-in form, and raise
-        ``TypeError`` for a custom class that is not registered.
 
     Examples:
       >>> from optaxish.optimizers import schedules
@@ -199,8 +199,8 @@ def deserialize(
             break
     if cls is None:
         cls = _BUILTINS.get(class_name)
-    if cls is None:
-        raise ValueError(
+    if cls is None:  # tf-keras and Keras 3 raise a TypeError here
+        raise TypeError(
             f"Unknown learning rate schedule: '{class_name}'. Pass custom "
             "schedule classes in `custom_objects`, e.g. "
             f"deserialize(config, custom_objects={{'{class_name}': "
