@@ -32,6 +32,9 @@ from optaxish._base import set_to_zero as set_to_zero
 from optaxish._base import stateless as stateless
 from optaxish._base import stateless_with_tree_map as stateless_with_tree_map
 from optaxish._base import with_extra_args_support as with_extra_args_support
+from optaxish._flax_serialization import (
+    register_flax_serialization as register_flax_serialization,
+)
 from optaxish._numerics import abs_sq as abs_sq
 from optaxish._numerics import safe_increment as safe_increment
 from optaxish._numerics import safe_int32_increment as safe_int32_increment

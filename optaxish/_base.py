@@ -9,6 +9,11 @@ A transformation is a ``NamedTuple`` of two functions:
 Updates are *added* to parameters (see :func:`optaxish.apply_updates`), so a
 descent step carries a negative learning rate. The tuple layout, names and
 calling convention match optax, so transforms from either library compose.
+The classes (and the state classes) are optaxish's own, not subclasses of
+optax's: ``isinstance(optaxish.adam(1e-3), optax.GradientTransformation)`` is
+False. optax, flax's ``TrainState`` and ``nnx.Optimizer`` take any
+``(init, update)`` pair, so this matters for isinstance checks and for
+keyword extras (see :class:`GradientTransformationExtraArgs`).
 """
 
 from __future__ import annotations
@@ -90,6 +95,16 @@ class GradientTransformationExtraArgs(GradientTransformation):
 
     Extras (for example ``value=loss``) are passed by keyword; a transform
     ignores the ones it does not use. Every combinator returns this type.
+
+    optax's combinators (``optax.chain``, ``optax.MultiSteps``,
+    ``optax.inject_hyperparams``, ...) accept any ``(init, update)`` pair, but
+    pass extras only to instances of optax's own class of this name, and this
+    class is not a subclass of optax's (the core does not import optax):
+    inside them an optaxish transformation gets no extras. Where one needs
+    them (``polyak_sgd``'s ``value``, a stateful schedule that reads the loss
+    under ``inject_hyperparams``), use optaxish's combinators, or wrap it as
+    ``optax.GradientTransformationExtraArgs(*tx)``. optaxish's combinators
+    pass extras to optax's transformations.
     """
 
     update: TransformUpdateExtraArgsFn

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
@@ -51,11 +52,26 @@ def chain(*transforms: Any) -> GradientTransformationExtraArgs:
     return mark_elementwise(tx, all(is_elementwise(t) for t in txs))
 
 
+def _keys_match(state: Any, names: list[str]) -> bool:
+    """Whether ``state`` has the keys of a ``named_chain`` of ``names``.
+
+    An ``OrderedDict`` (what ``init`` returns) must list them in order, so the
+    state of a chain with the same names in another order is refused. A plain
+    dict (a state restored from msgpack or a checkpoint) may have them in any
+    order: JAX sorts a dict's keys, so its order says nothing.
+    """
+    if isinstance(state, OrderedDict):
+        return list(state) == names
+    return isinstance(state, Mapping) and sorted(state) == sorted(names)
+
+
 def named_chain(*transforms: tuple[str, Any]) -> GradientTransformationExtraArgs:
     """Like :func:`chain`, with the state keyed by a name per transformation.
 
     The state is an ``OrderedDict`` ``{name: state}``, so a transformation's state
-    is found by name (``state["adam"].mu``) rather than by position.
+    is found by name (``state["adam"].mu``) rather than by position. ``update``
+    also takes the state as a plain dict with the keys in any order (as a
+    checkpoint or msgpack restores it, sorted), as optax does.
 
     Args:
       *transforms: ``(name, transformation)`` pairs; names must be unique strings.
@@ -89,8 +105,8 @@ def named_chain(*transforms: tuple[str, Any]) -> GradientTransformationExtraArgs
         return OrderedDict((n, t.init(params)) for n, t in txs)
 
     def update_fn(updates, state, params=None, **extra_args):
-        if not isinstance(state, dict) or list(state) != names:
-            got = list(state) if isinstance(state, dict) else type(state).__name__
+        if not _keys_match(state, names):
+            got = list(state) if isinstance(state, Mapping) else type(state).__name__
             raise ValueError(
                 f"`state` does not belong to this named_chain: expected keys {names}, "
                 f"received {got}."

@@ -14,7 +14,8 @@ from optaxish._base import (
     with_extra_args_support,
 )
 from optaxish._errors import check_prefix
-from optaxish.combinators._masking import masked
+from optaxish.combinators._masking import MaskedState, masked
+from optaxish.tree._state import is_params_placeholder
 
 
 class PartitionState(NamedTuple):
@@ -93,6 +94,16 @@ def partition(
         }
 
     def init_fn(params):
+        # `tree.map_params` (ours or optax's) initializes on a placeholder
+        # with no leaves to label: every group's state is built on it whole,
+        # as `masked` does (optax's `partition` does the same).
+        if is_params_placeholder(params):
+            return PartitionState(
+                inner_states={
+                    k: MaskedState(inner_state=t.init(params))
+                    for k, t in transforms.items()
+                }
+            )
         labels = labels_for(params)
         check_prefix(labels, params, "param_labels", "params", what="labels")
         unknown = {x for x in jax.tree.leaves(labels) if x not in transforms}

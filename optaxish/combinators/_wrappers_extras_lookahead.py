@@ -17,6 +17,7 @@ from optaxish._base import (
 )
 from optaxish.combinators._wrappers_extras import as_int32, check_positive_int
 from optaxish.transforms._adaptive_utils import check_range
+from optaxish.tree._state import is_params_placeholder
 
 _logger = logging.getLogger(__name__)
 
@@ -144,7 +145,9 @@ def lookahead(
 
     def init_fn(params):
         fast = getattr(params, "fast", None)
-        if fast is None:
+        if fast is None and is_params_placeholder(params):
+            fast = params  # `tree.map_params`: nothing to warn about
+        elif fast is None:
             # As optax: let code that passes plain parameters to `init` work.
             _logger.warning(
                 "`params` has no attribute `fast`: assuming that only the fast "

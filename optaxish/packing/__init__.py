@@ -18,6 +18,10 @@ Example, the fast path::
         grads = jax.grad(lambda p: loss(p.unpack(), batch))(params)  # Packed
         updates, state = tx.update(grads, state, params)
         return optaxish.apply_updates(params, updates), state
+
+A packed state is a pytree like any other (``jit``, ``vmap``, orbax); for
+``flax.serialization`` (msgpack, ``to_bytes``) call
+:func:`optaxish.register_flax_serialization` once.
 """
 
 from optaxish.packing._layout import Layout as Layout

@@ -133,18 +133,60 @@ class Packed:
         the host and each leaf is a new device array (eager slicing would
         compile one small program per leaf shape: seconds for 1,000 leaves).
         """
+        return jax.tree.unflatten(self.layout.treedef, self._leaves())
+
+    def _leaves(self) -> list:
+        """The leaves of :meth:`unpack`, in flattening order."""
         layout = self.layout
         if _concrete(self.buffers):
             hosts = [np.array(b, copy=True) for b in self.buffers]
-            leaves = [jax.device_put(x) for x in _slices(layout, hosts)]
-        elif all(jnp.issubdtype(d, jnp.inexact) for d in layout.dtypes):
-            leaves = _split(layout, tuple(self.buffers))
-        else:
-            leaves = _slices(layout, self.buffers)
-        return jax.tree.unflatten(layout.treedef, leaves)
+            return [jax.device_put(x) for x in _slices(layout, hosts)]
+        if all(jnp.issubdtype(d, jnp.inexact) for d in layout.dtypes):
+            return _split(layout, tuple(self.buffers))
+        return _slices(layout, self.buffers)
 
     def __repr__(self) -> str:
         return f"Packed({self.layout.describe()})"
+
+
+def _key_paths(treedef: Any) -> list[tuple] | None:
+    """The key path of each leaf of ``treedef`` (None if it cannot be built)."""
+    try:
+        tree = jax.tree.unflatten(treedef, [object()] * treedef.num_leaves)
+        return [p for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    except Exception:  # a node that validates its children: no paths
+        return None
+
+
+def _unboxed(a: tuple, b: tuple) -> bool:
+    """Whether two key paths differ only by attribute keys at the end of one."""
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    return long[: len(short)] == short and all(
+        isinstance(k, jax.tree_util.GetAttrKey) for k in long[len(short) :]
+    )
+
+
+def _same_leaves(own: Layout, layout: Layout) -> bool:
+    """Whether ``own`` has ``layout``'s leaves, up to boxes around leaves.
+
+    The same shapes and dtypes in the same order, at the same key paths,
+    where one side may hold each leaf inside a node of its own that only
+    adds attribute keys to its path: flax nnx's ``Variable`` (``['w'].value``),
+    which ``nnx.Optimizer`` gives to ``init`` but strips from the gradients
+    and parameters it passes to ``update``.
+    """
+    if own == layout:
+        return True
+    if (own.shapes, own.groups, own.dtypes) != (
+        layout.shapes,
+        layout.groups,
+        layout.dtypes,
+    ):
+        return False
+    pa, pb = _key_paths(own.treedef), _key_paths(layout.treedef)
+    if pa is None or pb is None:
+        return False
+    return all(_unboxed(a, b) for a, b in zip(pa, pb))
 
 
 def _flat_groups(tree: Any, layout: Layout | None) -> tuple[Layout, list]:
@@ -153,7 +195,7 @@ def _flat_groups(tree: Any, layout: Layout | None) -> tuple[Layout, list]:
     own = Layout.of(tree)
     if layout is None:
         layout = own
-    elif own != layout:
+    elif not _same_leaves(own, layout):
         raise ValueError(
             "The tree does not match the packed layout: received a tree of "
             f"{own.describe()} with structure {own.treedef}, expected "
@@ -179,7 +221,11 @@ def pack(tree: Any, layout: Layout | None = None) -> Packed:
     Args:
       tree: a pytree of arrays (``None`` leaves are kept in the structure).
       layout: the layout to pack into; by default ``Layout.of(tree)``. Given,
-        the tree must match it exactly.
+        the tree must have its leaves: the same shapes and dtypes in the same
+        order, at the same key paths. A leaf may sit in a node of its own
+        that only adds attribute keys to its path on one side (flax nnx's
+        ``Variable``: ``['w'].value``, where the other side has ``['w']``);
+        the result has ``layout``.
 
     Returns:
       A :class:`Packed`.
@@ -270,6 +316,11 @@ _split.defvjp(_split_fwd, _split_bwd)
 def _concrete(arrays: Any) -> bool:
     """No tracer among ``arrays`` (so they can be read on the host)."""
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def unpack_as(value: Packed, treedef: Any) -> Any:
+    """``value.unpack()`` with the structure ``treedef`` (same leaves, up to boxes)."""
+    return jax.tree.unflatten(treedef, value._leaves())
 
 
 def unpack(value: Any) -> Any:

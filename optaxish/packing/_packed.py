@@ -9,7 +9,8 @@ import jax
 from optaxish._base import GradientTransformationExtraArgs, with_extra_args_support
 from optaxish._elementwise import is_elementwise, mark_elementwise
 from optaxish._norm_hint import global_norm_known, known_global_norm
-from optaxish.packing._layout import Layout, Packed, pack
+from optaxish.packing._layout import Layout, Packed, pack, unpack_as
+from optaxish.tree._state import is_params_placeholder
 
 
 class PackedState(NamedTuple):
@@ -58,7 +59,10 @@ def packed(inner: Any, max_mean_size: int = 2**15) -> GradientTransformationExtr
     gradients either as a tree shaped like the parameters (they are packed,
     and the updates unpacked, on each call) or as a :class:`Packed` (then the
     whole step works on the buffers and returns a ``Packed``; this is the
-    fast path, see :func:`pack`). The numbers are ``inner``'s.
+    fast path, see :func:`pack`). The numbers are ``inner``'s. Updates given
+    as a tree come back in that tree's structure, so the parameters given to
+    ``init`` may hold each leaf in a box of its own (flax ``nnx.Optimizer``
+    initializes on ``Variable`` objects and updates with plain arrays).
 
     A transformation whose numbers depend on the leaves (per-leaf norms,
     trust ratios, masks, factored moments) is not packable (see
@@ -104,6 +108,10 @@ def packed(inner: Any, max_mean_size: int = 2**15) -> GradientTransformationExtr
         return inner
 
     def init_fn(params):
+        if is_params_placeholder(params):
+            # `tree.map_params` (ours or optax's): the per-parameter fields of
+            # a packed state hold buffers, which `f` then sees as they are.
+            return PackedState(inner.init(params))
         if not isinstance(params, Packed):
             layout = Layout.of(params)
             if sum(layout.sizes) > max_mean_size * max(layout.num_leaves, 1):
@@ -125,6 +133,10 @@ def packed(inner: Any, max_mean_size: int = 2**15) -> GradientTransformationExtr
             flat, inner_state = inner.update(
                 flat, state.inner_state, flat_params, **extra_args
             )
-        return (flat.unpack() if as_tree else flat), PackedState(inner_state)
+        if as_tree:  # in the gradients' structure (the params' may be boxed)
+            return unpack_as(flat, jax.tree.structure(updates)), PackedState(
+                inner_state
+            )
+        return flat, PackedState(inner_state)
 
     return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))

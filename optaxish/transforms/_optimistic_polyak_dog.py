@@ -189,7 +189,13 @@ def scale_by_polyak(
         if value is None:
             raise TypeError(
                 "scale_by_polyak needs the loss: call "
-                "`update(updates, state, params, value=loss)`."
+                "`update(updates, state, params, value=loss)`. Received: "
+                "value=None. If you passed it, an optax combinator (optax.chain, "
+                "optax.MultiSteps, optax.inject_hyperparams, ...) dropped it: "
+                "optax passes keyword extras only to its own "
+                "GradientTransformationExtraArgs class. Use optaxish's "
+                "combinators, or wrap this transformation as "
+                "`optax.GradientTransformationExtraArgs(*tx)`."
             )
         g_norm = known_global_norm(updates)
         if g_norm is None:
@@ -257,6 +263,9 @@ def scale_by_distance_over_gradients(
     Deviation from optax: optax's sum of squares has shape ``(1,)``, which
     turns the update of a scalar (shape ``()``) parameter into shape ``(1,)``;
     here every update keeps its gradient's shape (the state is optax's).
+    ``init`` copies the initial parameters, where optax's state holds the
+    parameters' own arrays, so that a jitted step can donate both the
+    parameters and the state.
 
     Args:
       reps_rel: sets the first step, ``r_0 = reps_rel * (1 + ||x_0||)``;
@@ -299,7 +308,9 @@ def scale_by_distance_over_gradients(
         return ScaleByDistanceOverGradientsState(
             max_dist=jax.tree.map(first_dist, params),
             grad_sum_of_squares=jax.tree.map(lambda x: jnp.zeros(1), params),
-            init_params=tree.cast(params, param_dtype),
+            # Copies (optax keeps the params' own arrays): donating the params
+            # and the state to one jitted step would donate a buffer twice.
+            init_params=jax.tree.map(jnp.copy, tree.cast(params, param_dtype)),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -313,13 +313,22 @@ def _sm3_accumulators(x: Any) -> list[jax.Array]:
     return [_axis_zeros(x, i) for i in range(x.ndim)]
 
 
+def _sm3_as_list(accs: Any) -> list[jax.Array]:
+    """A leaf's accumulators as a list, read by position.
+
+    flax ``nnx.Optimizer`` hands the state back with each list turned into a
+    dict keyed ``0, 1, ...``; optax reads both the same way.
+    """
+    return [accs[i] for i in range(len(accs))]
+
+
 def _sm3_cover_min(g: jax.Array, accs: list[jax.Array]) -> jax.Array:
     """Per element, the smallest accumulator of the sets covering it."""
     if g.ndim < 2:
         return accs[0]
     rows = [
-        jnp.reshape(a, [1] * i + [g.shape[i]] + [1] * (g.ndim - i - 1))
-        for i, a in enumerate(accs)
+        jnp.reshape(accs[i], [1] * i + [g.shape[i]] + [1] * (g.ndim - i - 1))
+        for i in range(g.ndim)
     ]
     return functools.reduce(jnp.minimum, rows)
 
@@ -408,10 +417,11 @@ def scale_by_sm3(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         check_same_structure(state.nu, updates, "state.nu", "updates")
+        old_mu = _map(lambda g, accs: _sm3_as_list(accs), updates, state.mu)
         acc = _map(
             lambda g, accs: new_weight * g**2 + b2 * _sm3_cover_min(g, accs),
             updates,
-            state.mu,
+            old_mu,
         )
         preconditioned = _map(
             lambda g, a: g * jnp.where(a > 0, jax.lax.rsqrt(a + eps), 0.0), updates, acc
@@ -419,7 +429,7 @@ def scale_by_sm3(
         nu = tree.update_moment(preconditioned, state.nu, b1, 1)
         mu = _map(_sm3_axis_maxima, acc)
         return map_updates(lambda g, n: n, updates, nu), ScaleBySM3State(
-            mu=cast_like(mu, state.mu), nu=cast_like(nu, state.nu)
+            mu=cast_like(mu, old_mu), nu=cast_like(nu, state.nu)
         )
 
     return GradientTransformationExtraArgs(init_fn, update_fn)

@@ -76,7 +76,9 @@ def add_noise(
     """Adds Gaussian noise of variance ``eta / t**gamma`` at step ``t`` (from 1).
 
     Each step splits the stored key, then draws one normal sample per leaf (in
-    the leaf's dtype) from one half. Same keys give optax's numbers.
+    the leaf's dtype) from one half. Same keys give optax's numbers. Each
+    ``init`` stores a copy of the key (optax stores the key given), so a
+    state donated to a jitted step leaves the key of the next ``init`` intact.
 
     Args:
       eta: the variance at the first step.
@@ -120,7 +122,11 @@ def add_noise(
 
     def init_fn(params):
         del params
-        return AddNoiseState(count=jnp.zeros([], jnp.int32), rng_key=typed_key)
+        # A copy: a state donated to a jitted step must not take the key this
+        # transformation keeps for the next `init` (or the caller's key).
+        return AddNoiseState(
+            count=jnp.zeros([], jnp.int32), rng_key=jnp.copy(typed_key)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args

@@ -10,6 +10,7 @@ transform, slot, partition label and parameter path instead.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +61,18 @@ class _ParamsPlaceholder:
 def is_params_placeholder(x: Any) -> bool:
     """True for the placeholder of :func:`map_params` (ours or optax's)."""
     return type(x).__name__ == "_ParamsPlaceholder"
+
+
+def _placeholder() -> Any:
+    """The placeholder :func:`map_params` initializes on.
+
+    optax's own when optax is loaded (looked up, never imported): optax's
+    ``masked`` (so ``adamw(mask=...)``, ``lamb``, ``multi_transform``) passes
+    only its own placeholder through its ``init``. Ours recognize either.
+    """
+    optax_state_utils = sys.modules.get("optax.tree_utils._state_utils")
+    cls = getattr(optax_state_utils, "_ParamsPlaceholder", None)
+    return cls() if isinstance(cls, type) else _ParamsPlaceholder()
 
 
 def _is_namedtuple(x: Any) -> bool:
@@ -299,15 +312,13 @@ def map_params(
       ({'w': (2,)}, None)
     """
     init = initable.init if hasattr(initable, "init") else initable
-    template = init(_ParamsPlaceholder())
+    template = init(_placeholder())
 
     def visit(maybe_placeholder, value):
-        if isinstance(maybe_placeholder, _ParamsPlaceholder):
+        if is_params_placeholder(maybe_placeholder):
             return jax.tree.map(f, value, *rest, is_leaf=is_leaf)
         if transform_non_params is not None:
             return transform_non_params(value)
         return value
 
-    return jax.tree.map(
-        visit, template, state, is_leaf=lambda x: isinstance(x, _ParamsPlaceholder)
-    )
+    return jax.tree.map(visit, template, state, is_leaf=is_params_placeholder)
