@@ -152,11 +152,13 @@ class Variable:
     ``value`` is an immutable ``jax.Array``; ``assign`` replaces it. Operators
     (``+ - * / // % ** @``, comparisons, ``-v``, ``abs``, ``v[i]``) return
     ``jax.Array``\\ s, as tf returns tensors. ``jnp.asarray(v)`` and
-    ``jnp.array(v)`` use ``__jax_array__``; a jitted ``jax.numpy`` function
-    given ``v`` itself (``jnp.sum(v)``) raises JAX's "Triggering
-    __jax_array__() during abstractification is no longer supported" (recent
-    JAX wants a pytree there, and a mutable box is not one), so write
-    ``jnp.sum(v.value)`` or ``jnp.sum(v ** 2)``. ``np.asarray(v)``,
+    ``jnp.array(v)`` use ``__jax_array__``; but most ``jax.numpy`` and
+    ``jax.nn`` functions given ``v`` itself (``jnp.sum(v)``, ``jnp.tanh(v)``,
+    ``jax.nn.relu(v)``), even outside ``jit``, raise JAX's "Triggering
+    __jax_array__() during abstractification is no longer supported" (they
+    are jitted inside, recent JAX wants a pytree there, and a mutable box is
+    not one; ``tf.tanh(v)`` works in TF), so write ``jnp.sum(v.value)`` or
+    ``jnp.sum(v ** 2)``. ``np.asarray(v)``,
     ``v.numpy()``, ``float(v)``, ``int(v)``, ``len(v)`` and iteration work
     as on arrays. Like ``tf.Variable``, ``==`` is elementwise and a variable
     is unhashable: key dicts with ``v.ref()``.

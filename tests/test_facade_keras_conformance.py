@@ -871,3 +871,34 @@ def test_get_returns_a_loss_scale_optimizer_as_is():
 
     lso = LossScaleOptimizer(optimizers.SGD(0.1))
     assert optimizers.get(lso) is lso
+
+
+# -- Keras 3's apply(grads, trainable_variables=None) -----------------------------
+
+
+def test_apply_follows_keras_3():
+    # keras.optimizers.SGD(0.5): build([a, b]); apply([[1.0], [2.0]]) gives
+    # a=[0.5], b=[1.0]; apply([g], [b]) steps b alone; apply([]) is a no-op.
+    a, b = Variable([1.0]), Variable([2.0])
+    opt = optimizers.SGD(0.5)
+    with pytest.raises(ValueError, match="must already be built"):
+        opt.apply([[1.0], [2.0]])
+    opt.build([a, b])
+    assert int(opt.apply([[1.0], [2.0]])) == 1
+    np.testing.assert_allclose([a.numpy(), b.numpy()], [[0.5], [1.0]])
+    opt.apply([jnp.array([2.0])], [b])
+    np.testing.assert_allclose([a.numpy(), b.numpy()], [[0.5], [0.0]])
+    assert opt.apply([]) is None and int(opt.iterations) == 2
+    with pytest.raises(ValueError, match="Received a list of 1 gradients"):
+        opt.apply([[1.0]])
+    with pytest.raises(ValueError, match="the same length"):
+        opt.apply([[1.0]], [a, b])
+    assert int(opt.iterations) == 2
+
+
+def test_loss_scale_optimizer_apply_uses_the_inner_variables():
+    a = Variable([1.0])
+    opt = mixed_precision.LossScaleOptimizer(optimizers.SGD(0.5))
+    opt.build([a])
+    opt.apply([opt.get_unscaled_gradients([opt.get_scaled_loss(1.0) * jnp.ones(1)])[0]])
+    np.testing.assert_allclose(a.numpy(), [0.5])

@@ -15,6 +15,7 @@ sequence.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +74,9 @@ def _machine(factory):
 
         @rule(subset=_SUBSETS)
         def minimize(self, subset):
+            # One loss per list, from one lambda expression: five lists used
+            # for the first time in a row look like the retrace pattern.
+            warnings.filterwarnings("ignore", "The last 5 `minimize` calls")
             key = tuple(subset)
             if key not in self.losses:  # one loss function per list: compiled once
                 pv = [self.pv[i] for i in subset]

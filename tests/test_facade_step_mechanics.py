@@ -441,3 +441,58 @@ def test_stateless_apply_still_runs_inside_jit():
     )
     assert int(state.iterations) == 2
     assert new_v.shape == (3,)
+
+
+# -- 7. a loss function made anew on each call -------------------------------------
+
+
+def _minimize_extras(opt) -> int:
+    return sum(1 for k in opt._steps if k[0] == "extras")
+
+
+def test_a_new_lambda_per_call_warns_once_and_keeps_a_bounded_cache():
+    from optaxish.optimizers._minimize import MINIMIZE_CACHE_SIZE
+
+    w, ref_w = Variable([1.0, -2.0]), Variable([1.0, -2.0])
+    opt, ref = optimizers.SGD(0.01), optimizers.SGD(0.01)
+    once = lambda: jnp.sum(ref_w.value**2)  # noqa: E731
+    steps = MINIMIZE_CACHE_SIZE + 8
+    with pytest.warns(UserWarning, match="each compiled a new step") as record:
+        for _ in range(steps):
+            opt.minimize(lambda: jnp.sum(w.value**2), [w])  # the TF2 idiom
+            ref.minimize(once, [ref_w])
+    assert sum("each compiled a new step" in str(r.message) for r in record) == 1
+    assert record[0].filename == __file__  # points at the caller's line
+    assert _minimize_extras(opt) == MINIMIZE_CACHE_SIZE  # the oldest were dropped
+    assert _minimize_extras(ref) == 1 and ref._traces == 1
+    np.testing.assert_array_equal(w.numpy(), ref_w.numpy())
+
+
+def test_losses_defined_once_do_not_warn(recwarn):
+    w = Variable([1.0, -2.0])
+    opt = optimizers.Adam(0.01)
+    losses = [lambda: jnp.sum(w.value**2), lambda: jnp.sum(jnp.abs(w.value))]
+    for _ in range(5):
+        for loss in losses:
+            opt.minimize(loss, [w])
+    assert not [r for r in recwarn if "compiled a new step" in str(r.message)]
+    assert opt._traces == 2
+
+
+def test_an_evicted_loss_compiles_again_with_the_same_numbers():
+    from optaxish.optimizers._minimize import MINIMIZE_CACHE_SIZE
+
+    w = Variable([3.0])
+    opt = optimizers.SGD(0.1)
+    first = lambda: jnp.sum(w.value**2)  # noqa: E731
+    opt.minimize(first, [w])
+    others = [
+        (lambda k=k: jnp.sum(w.value**2) * 0.0 + k) for k in range(MINIMIZE_CACHE_SIZE)
+    ]
+    with pytest.warns(UserWarning):
+        for loss in others:
+            opt.minimize(loss, [w])  # zero gradients: w stays 2.4
+    traces = opt._traces
+    opt.minimize(first, [w])  # evicted: traced again
+    assert opt._traces == traces + 1
+    np.testing.assert_allclose(w.numpy(), [2.4 * 0.8], rtol=1e-6)

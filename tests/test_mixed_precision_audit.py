@@ -274,6 +274,7 @@ ADAM_ROWS = [
 
 
 @pytest.mark.parametrize("how", ["apply_gradients", "minimize"])
+@pytest.mark.filterwarnings("ignore:The last 5 `minimize` calls")  # a loss per step
 def test_adam_trajectory_with_skipped_steps(how, quiet):
     opt = LossScaleOptimizer(
         optimizers.Adam(0.1), initial_scale=4.0, dynamic_growth_steps=2

@@ -211,9 +211,10 @@ def test_minimize_trains_float16_where_unscaled_stalls():
     plain = optimizers.SGD(100.0)
     w_lso = Variable(jnp.ones(3, jnp.float16))
     lso = LossScaleOptimizer(optimizers.SGD(100.0))
+    loss_plain, loss_lso = loss_for(w_plain), loss_for(w_lso)  # once: compiled once
     for _ in range(5):
-        plain.minimize(loss_for(w_plain), [w_plain])
-        lso.minimize(loss_for(w_lso), [w_lso])
+        plain.minimize(loss_plain, [w_plain])
+        lso.minimize(loss_lso, [w_lso])
     np.testing.assert_array_equal(w_plain.numpy(), np.ones(3, np.float16))
     assert w_lso.dtype == jnp.float16
     np.testing.assert_allclose(w_lso.numpy(), 0.95, rtol=1e-2)

@@ -136,3 +136,59 @@ def test_signature_deviations_are_still_real(name):
         for a in list(ours)[len(theirs) :]
     )
     assert not (same_defaults and not extra_required), name
+
+
+# -- optax's sub-packages that optaxish mirrors ------------------------------------
+
+SUBPACKAGES = ("transforms", "schedules", "tree", "tree_utils")
+
+
+@pytest.mark.parametrize("package", SUBPACKAGES)
+def test_every_name_of_the_mirrored_subpackages_is_provided(package):
+    # `optax.transforms.partition(...)` must run under `import optaxish as optax`.
+    theirs, ours = getattr(optax, package), getattr(ox, package)
+    missing = [
+        n
+        for n in dir(theirs)
+        if not n.startswith("_")
+        and not isinstance(getattr(theirs, n), types.ModuleType)
+        and not hasattr(ours, n)
+    ]
+    assert not missing, f"optax.{package} names missing from optaxish.{package}"
+
+
+@pytest.mark.parametrize("name", ["chain", "partition", "MultiSteps", "masked"])
+def test_transforms_gives_the_top_level_combinators(name):
+    assert getattr(ox.transforms, name) is getattr(ox, name)
+    assert name in dir(ox.transforms)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        ox.transforms.nope  # noqa: B018
+
+
+def test_unitwise_norm_and_clip_match_optax():
+    import jax
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for shape in [(), (5,), (1, 7), (3, 4), (2, 3, 4), (3, 3, 2, 4), (2, 2, 2, 3, 4)]:
+        x = rng.normal(size=shape).astype(np.float32)
+        np.testing.assert_allclose(
+            ox.transforms.unitwise_norm(x), optax.transforms.unitwise_norm(x), rtol=1e-6
+        )
+    x = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(
+        ox.transforms.unitwise_norm(x, axis=(1, 2)),
+        optax.transforms.unitwise_norm(x, axis=(1, 2)),
+        rtol=1e-6,
+    )
+    g = rng.normal(size=(6,)).astype(np.float32)
+    g_norm, max_norm = np.abs(g), np.full(6, 0.5, np.float32)
+    np.testing.assert_array_equal(
+        ox.transforms.unitwise_clip(g_norm, max_norm, g),
+        optax.transforms.unitwise_clip(g_norm, max_norm, g),
+    )
+    jax.jit(ox.transforms.unitwise_clip)(g_norm, max_norm, g)  # traceable
+    with pytest.raises(ValueError, match="`max_norm` must have the shape of `grad`"):
+        ox.transforms.unitwise_clip(g_norm, np.ones(3), g)
+    with pytest.raises(ValueError, match="rank"):
+        ox.transforms.unitwise_norm(np.ones((2,) * 6))

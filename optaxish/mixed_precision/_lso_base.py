@@ -13,7 +13,7 @@ are donated to it. Scaling and unscaling are the core value's ``scale`` and
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import jax
@@ -27,6 +27,7 @@ from optaxish.loss_scale import DynamicLossScale
 from optaxish.loss_scale._values import _norm_and_finite
 from optaxish.optimizers import Optimizer
 from optaxish.optimizers._checks import deepcopy_fresh_steps, refuse_under_trace
+from optaxish.optimizers._functional import apply_gradient_list
 from optaxish.optimizers._minimize import MinimizeMixin
 from optaxish.optimizers._slots_weights import CallableList
 
@@ -316,6 +317,17 @@ class LossScaleOptimizerBase(MinimizeMixin):
 
     def _config_key(self) -> tuple:
         return (self._optimizer._config_key(), type(self._loss_scale).__name__)
+
+    def apply(
+        self,
+        grads: Sequence[Any],
+        trainable_variables: Sequence[Variable] | None = None,
+    ) -> jax.Array | None:
+        """Keras 3's ``apply``: :meth:`apply_gradients` of ``zip(grads,
+        trainable_variables)``, by default the inner optimizer's variables."""
+        return apply_gradient_list(
+            self, self._optimizer._vars, grads, trainable_variables
+        )
 
     def apply_gradients(
         self,

@@ -235,7 +235,14 @@ def deepcopy_fresh_steps(obj: Any, memo: dict[int, Any]) -> Any:
         for key, value in obj.__dict__.items():
             if key in ("_apply_plan", "_vars"):  # the plan refers to the steps
                 continue
-            if key in ("_steps", "_traces", "_index", "_packable"):  # start afresh
+            if key in (
+                "_steps",
+                "_traces",
+                "_index",
+                "_packable",
+                "_minimize_recent",
+                "_minimize_codes",
+            ):  # start afresh
                 fresh = type(value)()
             else:
                 fresh = copy.deepcopy(value, memo)

@@ -26,10 +26,77 @@ def _copy(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
 
 
+def apply_gradient_list(
+    optimizer: Any,
+    known: Sequence[Variable],
+    grads: Sequence[Any],
+    trainable_variables: Sequence[Variable] | None,
+) -> jax.Array | None:
+    """Keras 3's ``apply(grads, trainable_variables=None)`` on top of
+    ``optimizer.apply_gradients``; ``known`` are the variables it was built on
+    (their order is that of ``grads`` when no variables are given)."""
+    grads = list(grads)
+    if not grads:  # Keras 3: an empty list is a no-op
+        return None
+    if trainable_variables is None:
+        if not known:
+            raise ValueError(
+                "When passing `grads` without `variables`, the optimizer must "
+                "already be built on a list of variables. Call "
+                "`optimizer.build(trainable_variables)` first."
+            )
+        if len(grads) != len(known):
+            raise ValueError(
+                "When passing `grads` as a list of gradient tensors, the "
+                "gradients must match `optimizer.variables` one-to-one. "
+                f"Received a list of {len(grads)} gradients, but the optimizer "
+                f"is tracking {len(known)} trainable variables."
+            )
+        trainable_variables = known
+    variables = list(trainable_variables)
+    if len(variables) != len(grads):
+        raise ValueError(
+            "`grads` and `trainable_variables` must have the same length. "
+            f"Received: {len(grads)} gradients and {len(variables)} variables."
+        )
+    return optimizer.apply_gradients(list(zip(grads, variables)))
+
+
 class FunctionalMixin:
     """``state``, ``stateless_apply`` and ``transformation``; relies on the
     base's ``_vars``, ``_state``, ``_prepare``, ``_register``, ``_core``,
     ``_compute_updates``, ``_update_values`` and ``_non_slot_weights``."""
+
+    def apply(
+        self,
+        grads: Sequence[Any],
+        trainable_variables: Sequence[Variable] | None = None,
+    ) -> jax.Array | None:
+        """Keras 3's ``apply``: ``apply_gradients(zip(grads, trainable_variables))``.
+
+        Without ``trainable_variables``, ``grads`` go one-to-one to the
+        variables of :meth:`build` (or of the first steps), in that order. An
+        empty ``grads`` list does nothing.
+
+        Returns:
+          The new ``iterations`` (``None`` for empty ``grads``).
+
+        Raises:
+          ValueError: without ``trainable_variables`` before the optimizer
+            knows any variable, or for a number of gradients that does not
+            match; as :meth:`apply_gradients` otherwise. Nothing changes then.
+
+        Examples:
+          >>> from optaxish import Variable
+          >>> from optaxish.optimizers import SGD
+          >>> a, b = Variable([1.0]), Variable([2.0])
+          >>> opt = SGD(0.5)
+          >>> opt.build([a, b])
+          >>> _ = opt.apply([[1.0], [2.0]])
+          >>> a.numpy(), b.numpy()
+          (array([0.5], dtype=float32), array([1.], dtype=float32))
+        """
+        return apply_gradient_list(self, self._vars, grads, trainable_variables)
 
     @property
     def state(self) -> Any:

@@ -12,6 +12,8 @@ their values are never baked in.
 from __future__ import annotations
 
 import operator
+import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -30,6 +32,15 @@ from optaxish.optimizers._packing_mixin import packed_step
 from optaxish.packing._layout import pack_into
 
 _uid = operator.attrgetter("_unique_id")
+
+#: How many (loss function, variable list) steps ``minimize`` keeps compiled;
+#: the least recently used beyond it are dropped with what they hold (the
+#: loss closure and any batch it captured).
+MINIMIZE_CACHE_SIZE = 32
+#: This many consecutive ``minimize`` calls compiling a step for new function
+#: objects of one code (a lambda made anew for each call) give a warning, as
+#: tf.function warns after 5 retraces in 5 calls.
+_RETRACE_WARNING_AT = 5
 
 
 def _uids(variables: list[Variable]) -> tuple[int, ...]:
@@ -271,6 +282,60 @@ class MinimizeMixin:
             mark=mark,
         )
 
+    def _remember_minimize(self, base: tuple, loss: Callable) -> None:
+        """Keeps the compiled steps of the last ``MINIMIZE_CACHE_SIZE`` bases;
+        warns when ``loss`` looks made anew for each call.
+
+        As tf.function's retracing warning: the last ``_RETRACE_WARNING_AT``
+        calls each compiled a step for a function object never seen before,
+        all of one code (a lambda written inside the loop). Several losses
+        made by one factory warn only when five or more are first used in a
+        row.
+        """
+        recent = self.__dict__.setdefault("_minimize_recent", OrderedDict())
+        if base in recent:
+            recent.move_to_end(base)
+            self.__dict__["_minimize_streak"] = (None, 0)
+            return
+        recent[base] = None
+        self._new_loss_streak(loss)
+        while len(recent) > MINIMIZE_CACHE_SIZE:
+            old, _ = recent.popitem(last=False)
+            for key in (("extras", *old), (old, True), (old, False)):
+                self._steps.pop(key, None)
+            if not any(b[1] is old[1] for b in recent):
+                self._steps.pop(("loss seen", old[1]), None)
+
+    def _new_loss_streak(self, loss: Callable) -> None:
+        """Counts consecutive compiles for new function objects of one code."""
+        code = getattr(loss, "__code__", None)
+        seen = self.__dict__.setdefault("_minimize_codes", {})  # code -> ids
+        ids = seen.setdefault(code, set())
+        if code is None or ids is None:  # not a Python function, or warned
+            return
+        # By id: holding the functions would keep their closures alive (a
+        # reused id only undercounts).
+        new = id(loss) not in ids
+        ids.add(id(loss))
+        last, count = self.__dict__.get("_minimize_streak", (None, 0))
+        count = (count + 1 if last is code else 1) if new else 0
+        self.__dict__["_minimize_streak"] = (code, count)
+        if count < _RETRACE_WARNING_AT:
+            return
+        seen[code] = None  # warn once per code
+        warnings.warn(
+            f"The last {count} `minimize` calls each compiled a new step, for "
+            f"a new function object of the loss `{code.co_name}` "
+            f"({code.co_filename}:{code.co_firstlineno}): a lambda or closure "
+            "made anew for each call is traced and compiled again, which is "
+            "slow. Define the loss once, outside the loop, and read the data "
+            "that changes (batches) through Variables; its compiled step is "
+            f"then reused. Only the last {MINIMIZE_CACHE_SIZE} (loss, variable "
+            "list) steps are kept.",
+            UserWarning,
+            stacklevel=4,
+        )
+
     def _prepare_carry(self, indices: list[int]) -> tuple[Any, list]:
         """The carry and the variables' values a step starts from."""
         return self._prepare(indices)
@@ -458,6 +523,7 @@ class MinimizeMixin:
         # The step is traced with these variables bound (the loss reads them
         # by identity), so it is compiled per variable list, not per shapes.
         base = ("minimize", loss, _uids(variables), self._config_key(), seed is None)
+        self._remember_minimize(base, loss)
         extras = self._steps.get(("extras", *base))
         if extras is None:  # before registering: a loss that raises changes nothing
             extras = self._steps[("extras", *base)] = unbound_reads(loss, variables)

@@ -1,4 +1,9 @@
-"""Gradient transformations: one family per private module."""
+"""Gradient transformations: one family per private module.
+
+As ``optax.transforms``, the package also gives the combinators (``chain``,
+``partition``, ``MultiSteps``, ...), the same objects as at the top level, so
+``optax.transforms.X`` code runs under ``import optaxish as optax``.
+"""
 
 from optaxish.transforms._clipping import ClipByGlobalNormState as ClipByGlobalNormState
 from optaxish.transforms._clipping import ClipState as ClipState
@@ -27,3 +32,49 @@ from optaxish.transforms._weight_decay import (
 )
 from optaxish.transforms._weight_decay import WeightDecaySchedule as WeightDecaySchedule
 from optaxish.transforms._weight_decay import add_decayed_weights as add_decayed_weights
+
+# optax.transforms also holds the combinators. They import this package's
+# modules, so they are looked up on first access instead of imported here.
+_COMBINATORS = frozenset(
+    {
+        "ApplyIfFiniteState",
+        "ConditionFn",
+        "ConditionallyMaskState",
+        "ConditionallyTransformState",
+        "MaskedNode",
+        "MaskedState",
+        "MonitorState",
+        "MultiSteps",
+        "MultiStepsState",
+        "PartitionState",
+        "ShouldSkipUpdateFunction",
+        "SnapshotState",
+        "apply_if_finite",
+        "chain",
+        "conditionally_mask",
+        "conditionally_transform",
+        "flatten",
+        "freeze",
+        "masked",
+        "measure_with_ema",
+        "monitor",
+        "named_chain",
+        "partition",
+        "selective_transform",
+        "skip_large_updates",
+        "skip_not_finite",
+        "snapshot",
+    }
+)
+
+
+def __getattr__(name: str):
+    if name in _COMBINATORS:
+        from optaxish import combinators
+
+        return getattr(combinators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_COMBINATORS})

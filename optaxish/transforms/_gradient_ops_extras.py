@@ -73,6 +73,64 @@ def _unit_norm(x: jax.Array, axes) -> jax.Array:
     return jnp.sqrt(jnp.sum(abs_sq(x), axis=axes, keepdims=True))
 
 
+def unitwise_norm(
+    x: jax.typing.ArrayLike, axis: int | tuple[int, ...] | None = None
+) -> jax.Array:
+    """The L2 norm of each unit of ``x``, broadcast back to ``x``'s shape.
+
+    The units of :func:`adaptive_grad_clip`: ``axis`` gives the axes one unit
+    spans; ``None`` infers them from the rank (a leaf with at most one
+    dimension longer than 1 is one unit, rank 2 and 3 reduce over axis 0,
+    rank 4 and 5 over all axes but the last). As ``optax.transforms``.
+
+    Raises:
+      ValueError: for ``axis=None`` and a rank above 5, or a malformed ``axis``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optaxish.transforms import unitwise_norm
+      >>> unitwise_norm(jnp.array([[3.0, 0.0], [4.0, 1.0]]))  # per column
+      Array([[5., 1.],
+             [5., 1.]], dtype=float32)
+    """
+    x = jnp.asarray(x)
+    axes = _unit_axes(x.shape, _normalise_axis(axis))
+    return jnp.broadcast_to(_unit_norm(x, axes), x.shape)
+
+
+def unitwise_clip(
+    g_norm: jax.typing.ArrayLike,
+    max_norm: jax.typing.ArrayLike,
+    grad: jax.typing.ArrayLike,
+    div_eps: jax.typing.ArrayLike = _DIV_EPS,
+) -> jax.Array:
+    """``grad`` where ``g_norm < max_norm``, else ``grad * max_norm / g_norm``.
+
+    The clipping step of :func:`adaptive_grad_clip`, for arrays of one shape
+    (unit norms broadcast to it, as :func:`unitwise_norm` gives them);
+    ``div_eps`` floors the divisor. As ``optax.transforms``.
+
+    Raises:
+      ValueError: when the three shapes differ.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optaxish.transforms import unitwise_clip
+      >>> g = jnp.array([3.0, 4.0])
+      >>> unitwise_clip(jnp.full(2, 5.0), jnp.full(2, 1.0), g)
+      Array([0.6, 0.8], dtype=float32)
+    """
+    shapes = {"g_norm": jnp.shape(g_norm), "max_norm": jnp.shape(max_norm)}
+    for name, shape in shapes.items():
+        if shape != jnp.shape(grad):
+            raise ValueError(
+                f"`{name}` must have the shape of `grad`. Received: {name} of "
+                f"shape {shape}, grad of shape {jnp.shape(grad)}"
+            )
+    clipped = grad * (max_norm / jnp.maximum(g_norm, div_eps))
+    return jnp.where(g_norm < max_norm, grad, clipped)
+
+
 def adaptive_grad_clip(
     clipping: jax.typing.ArrayLike,
     eps: jax.typing.ArrayLike = 1e-3,

@@ -10,6 +10,8 @@ from optaxish.transforms._gradient_ops_extras import centralize as centralize
 from optaxish.transforms._gradient_ops_extras import (
     normalize_by_update_norm as normalize_by_update_norm,
 )
+from optaxish.transforms._gradient_ops_extras import unitwise_clip as unitwise_clip
+from optaxish.transforms._gradient_ops_extras import unitwise_norm as unitwise_norm
 from optaxish.transforms._gradient_ops_extras_utils import (
     per_example_global_norm_clip as per_example_global_norm_clip,
 )
