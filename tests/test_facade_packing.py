@@ -176,8 +176,8 @@ def test_variables_shared_by_two_optimizers():
     vs = _vars()
     first, second = optimizers.SGD(0.1), optimizers.Adam(0.1)
     first.apply_gradients(zip(_grads(0), vs))
-    second.apply_gradients(zip(_grads(1), vs))  # cannot pack: first holds them
-    assert first._groups and not second._groups
+    second.apply_gradients(zip(_grads(1), vs))  # takes them back from first
+    assert second._groups and not first._groups
     ref = _vars()
     optimizers.SGD(0.1).apply_gradients(zip(_grads(0), ref))
     plain = optimizers.Adam(0.1)

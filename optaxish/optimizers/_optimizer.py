@@ -152,7 +152,9 @@ class Optimizer(
     a step over another list) unpack first. ``apply_gradients`` gathers the
     gradients into one more buffer per dtype, kept between steps and written
     in place. The numbers are the same either way; set ``opt.packing = False``
-    to keep one array per variable.
+    to keep one array per variable. A second optimizer over variables another
+    one packed takes them back (the other keeps its slots and steps that list
+    unpacked from then on).
 
     Thread compatible, not thread-safe (as tf-keras): synchronize concurrent
     calls yourself.

@@ -51,6 +51,7 @@ class PackedGroup:
     ):
         self.indices = tuple(indices)
         self.variables = list(variables)
+        self.owner: Any = None  # a weak reference to the optimizer, set by it
         self.values = pack([v.value for v in variables])
         layout = self.values.layout
         self._meta = {  # id(variable) -> (buffer, offset, shape, dtype)
