@@ -8,8 +8,8 @@ steps and plans across calls. Each of those paths must give the numbers of the
 plain per-variable step, which the tf-keras parity suites pin down. Hypothesis
 draws the call sequences (which variables each step touches, gradients,
 learning-rate changes, slot reads, assignments, weight round trips, reads
-under ``jit``, switching packing off and on) and shrinks a failure to a short
-sequence.
+under ``jit``, switching packing off and on, a second optimizer stepping the
+same variables) and shrinks a failure to a short sequence.
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ def _machine(factory):
             super().__init__()
             self.packed, self.plain = factory(), factory()
             self.plain.packing = False
+            # A second optimizer over the same variables (it takes packed
+            # variables back from the first).
+            self.other_packed = optimizers.SGD(0.01, momentum=0.5)
+            self.other_plain = optimizers.SGD(0.01, momentum=0.5)
+            self.other_plain.packing = False
             self.pv, self.uv = _twin_variables("p"), _twin_variables("u")
             self.losses: dict[tuple, tuple] = {}
             self.stepped = False
@@ -71,6 +76,11 @@ def _machine(factory):
             self.packed.apply_gradients(self._pairs(subset, seed, "packed"))
             self.plain.apply_gradients(self._pairs(subset, seed, "plain"))
             self.stepped = True
+
+        @rule(subset=_SUBSETS, seed=st.integers(0, 2**16))
+        def other_optimizer_steps(self, subset, seed):
+            self.other_packed.apply_gradients(self._pairs(subset, seed, "packed"))
+            self.other_plain.apply_gradients(self._pairs(subset, seed, "plain"))
 
         @rule(subset=_SUBSETS)
         def minimize(self, subset):
@@ -143,10 +153,14 @@ def _machine(factory):
             for p, u in zip(self.pv, self.uv):
                 _close(p.numpy(), u.numpy())
             assert int(self.packed.iterations) == int(self.plain.iterations)
-            pw, uw = self.packed.get_weights(), self.plain.get_weights()
-            assert len(pw) == len(uw)
-            for a, b in zip(pw, uw):
-                _close(a, b)
+            for mine, theirs in (
+                (self.packed, self.plain),
+                (self.other_packed, self.other_plain),
+            ):
+                pw, uw = mine.get_weights(), theirs.get_weights()
+                assert len(pw) == len(uw)
+                for a, b in zip(pw, uw):
+                    _close(a, b)
 
     PackedAgreesWithUnpacked.TestCase.settings = settings(
         max_examples=8,
