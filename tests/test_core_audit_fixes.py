@@ -19,19 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import optaxish as ox
+from tests.test_tree_utils import make_tree
 
 SETTINGS = settings(max_examples=10, deadline=None)
 seeds = st.integers(0, 2**16)
-
-
-def make_tree(seed, dtype=jnp.float32):
-    k = jax.random.split(jax.random.key(seed), 4)
-    return {
-        "w": jax.random.normal(k[0], (4, 3), dtype),
-        "b": jax.random.normal(k[1], (3,), dtype),
-        "s": jax.random.normal(k[2], (), dtype),
-        "nested": [jax.random.normal(k[3], (2, 2, 2), dtype)],
-    }
 
 
 def make_complex_tree(seed):

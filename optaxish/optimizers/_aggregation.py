@@ -193,6 +193,16 @@ def process_gradients(
     return [g for g, _ in pairs]
 
 
+def check_one_norm_clip(clip_kwargs: dict[str, Any]) -> None:
+    """tf-keras' error when both ``clipnorm`` and ``global_clipnorm`` are set."""
+    clipnorm, global_clipnorm = clip_kwargs["clipnorm"], clip_kwargs["global_clipnorm"]
+    if clipnorm is not None and global_clipnorm is not None:
+        raise ValueError(
+            "Cannot accept both `clipnorm` and `global_clipnorm`. Received: "
+            f"`clipnorm`={clipnorm}, `global_clipnorm`={global_clipnorm}."
+        )
+
+
 def clip_property(key: str) -> property:
     """The ``clipnorm``/``global_clipnorm``/``clipvalue`` attribute of the
     Keras optimizers: readable, and settable as in tf-keras (the next step
@@ -217,12 +227,7 @@ def clip_property(key: str) -> property:
                 raise ValueError(f"Expected {key} >= 0, received: {value}")
         clip = {**self._clip, key: value}
         check_transformers(self.gradient_transformers, clip)
-        if clip["clipnorm"] is not None and clip["global_clipnorm"] is not None:
-            raise ValueError(
-                "Cannot accept both `clipnorm` and `global_clipnorm`. Received: "
-                f"`clipnorm`={clip['clipnorm']}, "
-                f"`global_clipnorm`={clip['global_clipnorm']}."
-            )
+        check_one_norm_clip(clip)
         self._clip = clip
 
     return property(fget, fset, doc=f"The ``{key}`` clipping (``None``: off).")

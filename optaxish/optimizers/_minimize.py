@@ -230,9 +230,9 @@ class MinimizeMixin:
         """``apply_gradients``' work: checks, then one compiled step.
 
         Shared by the optimizers and the wrappers that reuse these hooks
-        (``LossScaleOptimizer``), which differ only in their carry.
+        (``LossScaleOptimizer``), which differ only in their carry. Their
+        ``apply_gradients`` refuse a call inside a transformation first.
         """
-        refuse_under_trace("apply_gradients")
         checked = gradient_pairs(grads_and_vars, stacklevel=4)
         if checked is None:
             return None

@@ -26,6 +26,7 @@ from optaxish._variable import Variable
 from optaxish.optimizers import schedules
 from optaxish.optimizers._aggregation import (
     all_reduce_sum_gradients,
+    check_one_norm_clip,
     check_transformers,
     clip_property,
     clip_transforms,
@@ -232,19 +233,12 @@ class Optimizer(
                     UserWarning,
                     stacklevel=3,
                 )
-        clipnorm = kwargs.get("clipnorm")
-        global_clipnorm = kwargs.get("global_clipnorm")
-        if clipnorm is not None and global_clipnorm is not None:
-            raise ValueError(
-                "Cannot accept both `clipnorm` and `global_clipnorm`. Received: "
-                f"`clipnorm`={clipnorm}, `global_clipnorm`={global_clipnorm}."
-            )
-        self._name = name or type(self).__name__
-        self._clip = {
-            "clipnorm": clipnorm,
-            "global_clipnorm": global_clipnorm,
-            "clipvalue": kwargs.get("clipvalue"),
+        clip = {
+            key: kwargs.get(key) for key in ("clipnorm", "global_clipnorm", "clipvalue")
         }
+        check_one_norm_clip(clip)
+        self._name = name or type(self).__name__
+        self._clip = clip
         self.gradient_transformers = check_transformers(
             gradient_transformers, self._clip
         )
@@ -506,4 +500,5 @@ class Optimizer(
             optimizer and the variables are unchanged then.
         """
         del name
+        refuse_under_trace("apply_gradients")
         return self._apply_pairs(grads_and_vars, bool(experimental_aggregate_gradients))
