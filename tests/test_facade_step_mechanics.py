@@ -567,3 +567,26 @@ def test_variables_of_a_dropped_optimizer_are_packed_by_the_next():
     assert new._groups
     for v, before, g in zip(vs, values, _grads(1)):
         np.testing.assert_allclose(v.numpy(), before - np.asarray(g), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [optimizers.Adam, optimizers.SGD, optimizers.RMSprop])
+def test_a_failed_first_step_keeps_the_python_number_config(cls):
+    # tf-keras gives the constructor's Python numbers until the first step
+    # creates the float32 hyperparameters; a first step that fails (a bad
+    # gradient, a loss or a transformer that raises) creates nothing.
+    def transformer(grads_and_vars):
+        raise ZeroDivisionError("from the transformer")
+
+    var = Variable([1.0, 2.0])
+    opt = cls(0.1, gradient_transformers=[transformer])
+    with pytest.raises(ValueError, match="has shape"):
+        opt.apply_gradients([(jnp.ones(3), var)])
+    with pytest.raises(ZeroDivisionError, match="from the transformer"):
+        opt.apply_gradients([(jnp.ones(2), var)])
+    with pytest.raises(ZeroDivisionError):
+        opt.minimize(lambda: 1 / 0, [var])
+    lr = opt.get_config()["learning_rate"]
+    assert type(lr) is float and lr == 0.1  # not float32's 0.10000000149...
+    opt.gradient_transformers = []
+    opt.apply_gradients([(jnp.ones(2), var)])
+    assert float(opt.get_config()["learning_rate"]) == float(np.float32(0.1))

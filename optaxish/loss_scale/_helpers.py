@@ -63,13 +63,32 @@ def find_loss_scaling_state(state: Any) -> LossScalingState:
 def find_loss_scale(state: Any) -> LossScale:
     """The loss-scale value in ``state`` (or ``state`` itself if it is one).
 
+    That of the one :class:`LossScalingState` inside ``state``; without
+    one, the one loss-scale value held directly in ``state`` (as in the
+    ``state`` of a Keras-style ``LossScaleOptimizer``).
+
+    Raises:
+      ValueError: if ``state`` holds no loss scale, or more than one.
+
     Examples:
       >>> from optaxish import loss_scale
       >>> loss_scale.find_loss_scale(loss_scale.StaticLossScale(4.0))
       StaticLossScale(loss_scale=4.0)
+      >>> loss_scale.find_loss_scale({"opt": (), "ls": loss_scale.StaticLossScale(2.0)})
+      StaticLossScale(loss_scale=2.0)
     """
     if isinstance(state, LOSS_SCALE_TYPES):
         return state
+    nodes = jax.tree.leaves(state, is_leaf=_is_node)
+    if not any(isinstance(x, LossScalingState) for x in nodes):
+        bare = [x for x in nodes if isinstance(x, LOSS_SCALE_TYPES)]
+        if len(bare) == 1:
+            return bare[0]
+        if len(bare) > 1:
+            raise ValueError(
+                f"Expected one loss scale inside `state`, found {len(bare)}. "
+                "Pass the sub-state that holds the one you mean."
+            )
     return find_loss_scaling_state(state).loss_scale
 
 

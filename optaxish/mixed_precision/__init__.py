@@ -12,12 +12,16 @@ from optaxish.mixed_precision import experimental as experimental
 from optaxish.mixed_precision._loss_scale_optimizer import (
     LossScaleOptimizer as LossScaleOptimizer,
 )
+from optaxish.mixed_precision._lso_functional import (
+    LossScaleOptimizerState as LossScaleOptimizerState,
+)
 from optaxish.mixed_precision._policy import Policy as Policy
 from optaxish.mixed_precision._policy import global_policy as global_policy
 from optaxish.mixed_precision._policy import set_global_policy as set_global_policy
 
 __all__ = [
     "LossScaleOptimizer",
+    "LossScaleOptimizerState",
     "Policy",
     "experimental",
     "global_policy",

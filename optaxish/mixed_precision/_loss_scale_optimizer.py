@@ -130,10 +130,14 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
     Keras 3's ``keras.optimizers.LossScaleOptimizer`` differs, and this
     class keeps tf-keras' behaviour: Keras 3 halves without a floor of 1,
     lets a doubling reach ``inf``, does not count a skipped step in
-    ``iterations``, lists its scale and counter among its ``variables``
-    and unscales inside ``apply``. Its :meth:`scale_loss` is here (the same
-    as :meth:`get_scaled_loss`), and its configs (with ``name``, without
-    ``dynamic``) load with :meth:`from_config`.
+    ``iterations`` and lists its scale and counter among its ``variables``.
+    Keras 3's methods are here with Keras 3's gradients: :meth:`scale_loss`
+    (the same as :meth:`get_scaled_loss`), and :meth:`apply` and
+    :meth:`stateless_apply`, which take the gradients of the scaled loss
+    and unscale them (:meth:`apply_gradients`, tf-keras', takes unscaled
+    ones). :attr:`state` and :meth:`transformation` serve a ``jax.jit`` step
+    of your own. Keras 3's configs (with ``name``, without ``dynamic``) load
+    with :meth:`from_config`.
 
     Args:
       inner_optimizer: the optaxish Keras-style optimizer to wrap.

@@ -13,7 +13,7 @@ are donated to it. Scaling and unscaling are the core value's ``scale`` and
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
@@ -21,13 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from optaxish._norm_hint import global_norm_known
-from optaxish._numerics import safe_increment
 from optaxish._variable import Variable
 from optaxish.loss_scale import DynamicLossScale
 from optaxish.loss_scale._values import _norm_and_finite
+from optaxish.mixed_precision._lso_functional import (
+    LossScaleFunctionalMixin,
+    cast_like,
+    skipped_state,
+)
 from optaxish.optimizers import Optimizer
 from optaxish.optimizers._checks import deepcopy_fresh_steps, refuse_under_trace
-from optaxish.optimizers._functional import apply_gradient_list
 from optaxish.optimizers._minimize import MinimizeMixin
 from optaxish.optimizers._slots_weights import CallableList
 
@@ -40,13 +43,6 @@ _EXAMPLE = """
 
 def _copy(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
-
-
-def _cast_like(new: Any, old: Any) -> Any:
-    """``new`` with ``old``'s dtypes (both ``lax.cond`` branches must agree)."""
-    return jax.tree.map(
-        lambda n, o: jnp.asarray(n).astype(jnp.asarray(o).dtype), new, old
-    )
 
 
 def _scaling_warning(scaled: bool, unscaled: bool) -> None:
@@ -94,7 +90,7 @@ def _clip_property(key: str) -> property:
     )
 
 
-class LossScaleOptimizerBase(MinimizeMixin):
+class LossScaleOptimizerBase(LossScaleFunctionalMixin, MinimizeMixin):
     """Shared by both ``LossScaleOptimizer`` signatures (not public).
 
     Subclasses call :meth:`_setup` with the inner optimizer and a core
@@ -111,6 +107,7 @@ class LossScaleOptimizerBase(MinimizeMixin):
         object.__setattr__(self, "_optimizer", inner)
         # Copies: the step donates these buffers.
         self._loss_scale = _copy(loss_scale)
+        self._initial_loss_scale = _copy(loss_scale)  # for ``transformation``
         self._steps: dict[Any, Callable] = {}
         self._traces = 0
         self._loss_has_been_scaled = False
@@ -273,13 +270,10 @@ class LossScaleOptimizerBase(MinimizeMixin):
         def apply():
             with global_norm_known(grads, norm):
                 new_sub, new_values = inner_step()
-            return _cast_like(new_sub, sub), _cast_like(list(new_values), values)
+            return cast_like(new_sub, sub), cast_like(list(new_values), values)
 
         def skip():
-            it = sub.iterations
-            if self._skip_counts_iterations:
-                it = safe_increment(it)
-            return sub._replace(iterations=it), list(values)
+            return skipped_state(sub, self._skip_counts_iterations), list(values)
 
         new_sub, new_values = jax.lax.cond(finite, apply, skip)
         return (new_sub, ls.adjust(finite)), new_values
@@ -317,17 +311,6 @@ class LossScaleOptimizerBase(MinimizeMixin):
 
     def _config_key(self) -> tuple:
         return (self._optimizer._config_key(), type(self._loss_scale).__name__)
-
-    def apply(
-        self,
-        grads: Sequence[Any],
-        trainable_variables: Sequence[Variable] | None = None,
-    ) -> jax.Array | None:
-        """Keras 3's ``apply``: :meth:`apply_gradients` of ``zip(grads,
-        trainable_variables)``, by default the inner optimizer's variables."""
-        return apply_gradient_list(
-            self, self._optimizer._vars, grads, trainable_variables
-        )
 
     def apply_gradients(
         self,

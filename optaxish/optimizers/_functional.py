@@ -26,17 +26,17 @@ def _copy(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
 
 
-def apply_gradient_list(
-    optimizer: Any,
+def gradient_list_pairs(
     known: Sequence[Variable],
     grads: Sequence[Any],
     trainable_variables: Sequence[Variable] | None,
-) -> jax.Array | None:
-    """Keras 3's ``apply(grads, trainable_variables=None)`` on top of
-    ``optimizer.apply_gradients``; ``known`` are the variables it was built on
-    (their order is that of ``grads`` when no variables are given)."""
+) -> list[tuple[Any, Variable]] | None:
+    """The ``(gradient, variable)`` pairs of Keras 3's ``apply(grads,
+    trainable_variables=None)``, or ``None`` for empty ``grads`` (a no-op);
+    ``known`` are the variables the optimizer was built on (their order is
+    that of ``grads`` when no variables are given)."""
     grads = list(grads)
-    if not grads:  # Keras 3: an empty list is a no-op
+    if not grads:
         return None
     if trainable_variables is None:
         if not known:
@@ -59,7 +59,7 @@ def apply_gradient_list(
             "`grads` and `trainable_variables` must have the same length. "
             f"Received: {len(grads)} gradients and {len(variables)} variables."
         )
-    return optimizer.apply_gradients(list(zip(grads, variables)))
+    return list(zip(grads, variables))
 
 
 class FunctionalMixin:
@@ -96,7 +96,8 @@ class FunctionalMixin:
           >>> a.numpy(), b.numpy()
           (array([0.5], dtype=float32), array([1.], dtype=float32))
         """
-        return apply_gradient_list(self, self._vars, grads, trainable_variables)
+        pairs = gradient_list_pairs(self._vars, grads, trainable_variables)
+        return None if pairs is None else self.apply_gradients(pairs)
 
     @property
     def state(self) -> Any:
@@ -180,6 +181,26 @@ class FunctionalMixin:
           >>> new_a.round(4), int(state.iterations), int(opt.iterations)
           (Array([0.9, 2.1], dtype=float32), 1, 0)
         """
+        values, gs = self._stateless_inputs(
+            optimizer_variables, grads, trainable_variables
+        )
+        new_state, new_values = self._update_values(
+            optimizer_variables,
+            values,
+            gs,
+            list(self._vars),
+            bool(experimental_aggregate_gradients),
+        )
+        return self._constrained(new_values), new_state
+
+    def _stateless_inputs(
+        self,
+        optimizer_variables: Any,
+        grads: Sequence[Any],
+        trainable_variables: Sequence[Any],
+    ) -> tuple[list[jax.Array], list[jax.Array]]:
+        """``stateless_apply``'s checks: the values and gradients as arrays of
+        the variables' dtypes (also the ``LossScaleOptimizer``'s)."""
         name = self._name
         if not self._vars:
             raise ValueError(
@@ -215,19 +236,16 @@ class FunctionalMixin:
                 )
             gs.append(grad)
         self._register(list(self._vars))  # nothing new; marks the step's variables
-        new_state, new_values = self._update_values(
-            optimizer_variables,
-            values,
-            gs,
-            list(self._vars),
-            bool(experimental_aggregate_gradients),
-        )
+        return values, gs
+
+    def _constrained(self, new_values: list) -> list:
+        """The new values with the variables' constraints applied."""
         for i, var in enumerate(self._vars):
             if var.constraint is not None:
                 new_values[i] = jnp.asarray(var.constraint(new_values[i])).astype(
                     var.dtype
                 )
-        return new_values, new_state
+        return new_values
 
     def transformation(self) -> GradientTransformationExtraArgs:
         """This optimizer as a core transformation over any tree of params.

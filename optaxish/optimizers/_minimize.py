@@ -105,6 +105,7 @@ class ApplyPlan(NamedTuple):
     ids: tuple
     config: tuple
     aggregate: bool
+    unscale: bool
     indices: list[int]
     key: tuple
     steps: dict
@@ -226,12 +227,16 @@ class MinimizeMixin:
         """Stores a step's new carry and values."""
         self._commit(indices, carry, values)
 
-    def _apply_pairs(self, grads_and_vars: Any, aggregate: bool) -> jax.Array | None:
+    def _apply_pairs(
+        self, grads_and_vars: Any, aggregate: bool, unscale: bool = False
+    ) -> jax.Array | None:
         """``apply_gradients``' work: checks, then one compiled step.
 
         Shared by the optimizers and the wrappers that reuse these hooks
         (``LossScaleOptimizer``), which differ only in their carry. Their
         ``apply_gradients`` refuse a call inside a transformation first.
+        With ``unscale``, the step first unscales the gradients
+        (``_unscale_traced``: Keras 3's ``LossScaleOptimizer.apply``).
         """
         checked = gradient_pairs(grads_and_vars, stacklevel=4)
         if checked is None:
@@ -244,6 +249,7 @@ class MinimizeMixin:
         if (
             plan is None
             or plan.aggregate is not aggregate
+            or plan.unscale is not unscale
             or plan.config != config
             or plan.ids != ids
         ):
@@ -253,12 +259,13 @@ class MinimizeMixin:
             # aggregator and transformers, which may look at them (names):
             # then it is compiled per variable list, not per shapes.
             seen = _uids(variables) if self._variables_seen(aggregate) else ()
-            key = ("apply", aggregate, self._key(variables), seen)
+            key = ("apply", aggregate, unscale, self._key(variables), seen)
             plan = ApplyPlan(
                 tuple(variables),
                 ids,
                 config,
                 aggregate,
+                unscale,
                 indices,
                 key,
                 {},
@@ -268,6 +275,8 @@ class MinimizeMixin:
         def make():
             def step(carry, values, grads):
                 self._traces += 1
+                if unscale:
+                    grads = self._unscale_traced(carry, grads)
                 return self._apply_traced(carry, values, grads, variables, aggregate)
 
             return step
