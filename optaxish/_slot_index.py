@@ -1,16 +1,37 @@
-"""The index behind :mod:`optaxish.slots`: walking a state into named pieces."""
+"""The index behind :mod:`optaxish.slots`: walking a state into named pieces.
+
+Two kinds of nodes are seen through rather than shown as they are stored:
+
+* a :class:`~optaxish.packing.Packed` value stands for the per-parameter tree
+  of its layout: a :class:`Slot`'s path enters it with an :data:`UNPACK`
+  step, then follows the layout's key paths; reads slice the buffers and
+  writes go back into them (same buffers, same layout);
+* a *box*, a pytree node whose only child is one array under the attribute
+  ``value`` (flax ``nnx.Variable``, ``nn.Partitioned``): its ``value`` step
+  is left out of :attr:`Slot.param` (the long form still selects) and reads
+  give the array inside, writes keep the box.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Hashable
 from typing import Any
 
 import jax
+import numpy as np
 from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
 
+from optaxish.packing._layout import Layout, Packed
+
 _CONTAINER_FIELDS = ("inner_state", "inner_states", "inner_opt_state")
+_BOX_KEY = GetAttrKey("value")
+_NOT_BOXES = (
+    dict, list, tuple, Packed, jax.Array, jax.core.Tracer, np.ndarray, np.generic,
+    int, float, complex,
+)  # fmt: skip
 _ALIASES = {"inject_stateful_hyperparams": "inject_hyperparams"}
 _MAX_LISTED = 25
 
@@ -20,6 +41,27 @@ class SlotKeyError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unpack:
+    """Path entry: from a ``Packed`` value into the tree it stands for."""
+
+    def __str__(self) -> str:
+        return ".unpack()"
+
+
+UNPACK = _Unpack()
+
+
+@dataclasses.dataclass(frozen=True)
+class _BoxKey:
+    """Path entry: into a box (its ``value``), not part of ``Slot.param``."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f".{self.name}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +77,9 @@ class Slot:
       names: enclosing ``named_chain`` names (and, for schedule states of
         ``inject_hyperparams``, the hyperparameter name), outermost first.
       scope: enclosing wrapper transformations, outermost first.
-      path: the JAX key path from the state's root (``jax.tree_util.keystr``
-        prints it).
+      path: the key path from the state's root (``jax.tree_util.keystr``
+        prints it). Into a :class:`~optaxish.packing.Packed` value it has an
+        ``.unpack()`` step, then the key path inside the unpacked tree.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -93,11 +136,34 @@ def _children(node: Any) -> list[tuple[Any, Any]]:
     return [(path[0], child) for path, child in flat]
 
 
+def _is_box(node: Any) -> bool:
+    """A node whose only child is one leaf under the attribute ``value``."""
+    if node is None or isinstance(node, _NOT_BOXES):
+        return False
+    children = _children(node)
+    return (
+        len(children) == 1
+        and children[0][0] == _BOX_KEY
+        and jax.tree_util.treedef_is_leaf(jax.tree.structure(children[0][1]))
+    )
+
+
+def _unbox(node: Any) -> Any:
+    return _children(node)[0][1] if _is_box(node) else node
+
+
+def _rebox(box: Any, value: Any) -> Any:
+    """``box`` holding ``value`` instead (``value`` itself if not a box)."""
+    if not _is_box(box):
+        return value
+    return jax.tree.structure(box, is_leaf=lambda x: x is not box).unflatten([value])
+
+
 def _record_fields(node: Any) -> list[tuple[str, Any]] | None:
     """``[(field, value)]`` for NamedTuples and attribute-keyed pytree nodes."""
     if isinstance(node, tuple) and hasattr(type(node), "_fields"):
         return [(f, getattr(node, f)) for f in node._fields]
-    if isinstance(node, dict | list | tuple):
+    if isinstance(node, dict | list | tuple) or _is_box(node):
         return None
     children = _children(node)
     if children and all(isinstance(k, GetAttrKey) for k, _ in children):
@@ -169,20 +235,71 @@ def _key_of(entry: Any) -> Any:
         return entry.key
     if isinstance(entry, SequenceKey):
         return entry.idx
-    if isinstance(entry, GetAttrKey):
+    if isinstance(entry, GetAttrKey | _BoxKey):
         return entry.name
     return entry
 
 
+def _is_view_leaf(x: Any) -> bool:
+    return isinstance(x, Packed) or _is_box(x)
+
+
+def _flat_entries(node: Any) -> list[tuple[tuple[Any, ...], Any]]:
+    """``(path entries, leaf)`` pairs, boxes ending in a ``_BoxKey`` step."""
+    out = []
+    for p, x in jax.tree_util.tree_flatten_with_path(node, is_leaf=_is_view_leaf)[0]:
+        if _is_box(x):
+            out.append(((*p, _BoxKey(_BOX_KEY.name)), _unbox(x)))
+        else:
+            out.append((p, x))
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _index(layout: Layout) -> tuple[Any, tuple[tuple[Any, ...], ...]] | None:
+    """The layout's tree with each leaf's index as the leaf, and the path
+    entries of the leaves in order (None if the tree cannot be rebuilt)."""
+    try:
+        tree = jax.tree.unflatten(layout.treedef, range(layout.num_leaves))
+    except Exception:  # a node that validates its children
+        return None
+    return tree, tuple(p for p, _ in _flat_entries(tree))
+
+
 def leaves(instance: _Instance) -> list[Slot]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(instance.value)
     base = instance.slot
-    return [
-        dataclasses.replace(
-            base, param=tuple(_key_of(k) for k in p), path=(*base.path, *p)
-        )
-        for p, _ in flat
-    ]
+    out = []
+    for p, x in _flat_entries(instance.value):
+        index = _index(x.layout) if isinstance(x, Packed) else None
+        if isinstance(x, Packed) and index is None:  # shown as its buffers
+            inner = [(*p, *q) for q, _ in jax.tree_util.tree_flatten_with_path(x)[0]]
+        elif isinstance(x, Packed):
+            inner = [(*p, UNPACK, *q) for q in index[1]]
+        else:
+            inner = [p]
+        for q in inner:
+            param = tuple(_key_of(k) for k in q if not isinstance(k, _BoxKey | _Unpack))
+            out.append(dataclasses.replace(base, param=param, path=(*base.path, *q)))
+    return out
+
+
+def cut(entries: tuple[Any, ...], prefix: tuple[Any, ...]) -> int | None:
+    """How many of a piece's ``entries`` (its path below the slot) ``prefix``
+    covers, matched against its param with box steps left out, then with
+    them in; ``None`` when it matches neither."""
+    for with_boxes in (False, True):
+        taken = end = 0
+        for i, entry in enumerate(entries):
+            if taken == len(prefix):
+                break
+            if entry is UNPACK or (isinstance(entry, _BoxKey) and not with_boxes):
+                continue
+            if _key_of(entry) != prefix[taken]:
+                break
+            taken, end = taken + 1, i + 1
+        if taken == len(prefix):
+            return end
+    return None
 
 
 def normalize_param(param: Any) -> tuple[Any, ...] | None:
@@ -210,6 +327,17 @@ def matches(s: Slot, slot, transform, label) -> bool:
     return label is None or label in s.labels
 
 
+def select(state, slot, transform, label, prefix) -> list[tuple[_Instance, Slot]]:
+    """``(instance, piece)`` for each piece matching the filters."""
+    return [
+        (inst, leaf)
+        for inst in instances(state)
+        if matches(inst.slot, slot, transform, label)
+        for leaf in leaves(inst)
+        if prefix is None or cut(leaf.path[len(inst.slot.path) :], prefix) is not None
+    ]
+
+
 def _listing(items: list[str]) -> str:
     shown = [f"  {x}" for x in items[:_MAX_LISTED]]
     if len(items) > _MAX_LISTED:
@@ -217,29 +345,27 @@ def _listing(items: list[str]) -> str:
     return "\n".join(shown)
 
 
-def resolve(state, slot, transform, label, param) -> tuple[Slot, Any]:
-    """The unique ``(Slot, value)`` a query selects, or a SlotKeyError."""
+def resolve(state, slot, transform, label, param) -> Slot:
+    """The unique piece (or subtree) a query selects, or a SlotKeyError."""
     if isinstance(slot, Slot):
-        return slot, value_at(state, slot.path)
+        return slot
     prefix = normalize_param(param)
     query = f"slot={slot!r}" + "".join(
         f", {k}={v!r}"
         for k, v in (("transform", transform), ("label", label), ("param", prefix))
         if v is not None
     )
-    selected = [i for i in instances(state) if matches(i.slot, slot, transform, label)]
     if prefix is None:
-        candidates = [(i.slot, i.value) for i in selected]
+        candidates = [
+            i.slot for i in instances(state) if matches(i.slot, slot, transform, label)
+        ]
     else:
         found = {}
-        for inst in selected:
-            for leaf in leaves(inst):
-                if leaf.param[: len(prefix)] == prefix:
-                    path = leaf.path[: len(inst.slot.path) + len(prefix)]
-                    found.setdefault(
-                        path, dataclasses.replace(leaf, param=prefix, path=path)
-                    )
-        candidates = [(s, value_at(state, s.path)) for s in found.values()]
+        for inst, leaf in select(state, slot, transform, label, prefix):
+            start = len(inst.slot.path)
+            path = leaf.path[: start + cut(leaf.path[start:], prefix)]
+            found.setdefault(path, dataclasses.replace(leaf, param=prefix, path=path))
+        candidates = list(found.values())
     if len(candidates) == 1:
         return candidates[0]
     if candidates:
@@ -247,7 +373,7 @@ def resolve(state, slot, transform, label, param) -> tuple[Slot, Any]:
             f"{len(candidates)} pieces of the state match {query}; narrow the "
             "query with `transform=`, `label=` or `param=` (or pass one of the "
             "`Slot`s that `slots.find` returns). Candidates:\n"
-            + _listing([str(s) for s, _ in candidates])
+            + _listing([str(s) for s in candidates])
         )
     everything = [leaf for inst in instances(state) for leaf in leaves(inst)]
     same_slot = [s for s in everything if s.slot == slot]
@@ -260,21 +386,3 @@ def resolve(state, slot, transform, label, param) -> tuple[Slot, Any]:
         f"Nothing in the state matches {query}. Pieces named {slot!r}:\n"
         + _listing([str(s) for s in same_slot])
     )
-
-
-def value_at(tree: Any, path: tuple[Any, ...]) -> Any:
-    for key in path:
-        tree = dict(_children(tree))[key]
-    return tree
-
-
-def replace_at(tree: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return value
-    flat, treedef = jax.tree_util.tree_flatten_with_path(
-        tree, is_leaf=lambda x: x is not tree
-    )
-    children = [
-        replace_at(c, path[1:], value) if p[0] == path[0] else c for p, c in flat
-    ]
-    return treedef.unflatten(children)

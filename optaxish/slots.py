@@ -29,6 +29,19 @@ Masked-out leaves (:class:`~optaxish.MaskedNode`) hold nothing and are never
 matched, so under a ``partition`` a parameter's moment is found without the
 label: only the group that owns the parameter has it.
 
+Packed states (:func:`optaxish.packing.packed`) read like unpacked ones: a
+:class:`~optaxish.packing.Packed` moment is seen as the per-parameter tree it
+stands for, with the parameters' paths; :func:`get` slices the parameter out
+of its buffer and :func:`set` writes it back into the same place, so the
+state keeps its buffers and layout and a jitted step does not retrace. A
+:class:`Slot`'s path shows the step into the tree as ``.unpack()``.
+
+Parameters boxed in a node whose only child is an array under ``value``
+(flax ``nnx.Variable``, as :class:`flax.nnx.Optimizer` keeps them) are
+addressed without that step: ``param=("linear", "kernel")``, and
+``("linear", "kernel", "value")`` too. Reads give the array inside the box;
+writes keep the box.
+
 :func:`paths` lists every addressable piece as a :class:`Slot`, whose ``str``
 is the query that selects it. :func:`get` and :func:`set` need the query to
 match exactly one piece (or one whole slot); otherwise they raise a
@@ -47,6 +60,20 @@ Examples:
   >>> state = slots.set(state, "count", 7, label="b")
   >>> int(slots.get(state, "count", transform="scale_by_adam", label="b"))
   7
+
+  A packed state, read and written per parameter:
+
+  >>> from optaxish.packing import packed
+  >>> state = packed(optaxish.adam(0.1)).init(params)
+  >>> state.inner_state[0].mu
+  Packed(2 leaves in 1 buffer(s): float32[3])
+  >>> print(slots.find(state, "mu", param="w")[0])
+  slot='mu', transform='scale_by_adam', param=('w',)  # state.inner_state[0].mu.unpack()['w']
+  >>> state = slots.set(state, "mu", jnp.array([1.0, 2.0]), param="w")
+  >>> slots.get(state, "mu", param="w")
+  Array([1., 2.], dtype=float32)
+  >>> state.inner_state[0].mu.buffers  # b first, then w
+  (Array([0., 1., 2.], dtype=float32),)
 """
 
 from __future__ import annotations
@@ -57,15 +84,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optaxish._slot_access import replace_at, value_at
 from optaxish._slot_index import (
     Slot,
     SlotKeyError,
     instances,
     leaves,
-    matches,
     normalize_param,
-    replace_at,
     resolve,
+    select,
 )
 
 __all__ = ["Slot", "SlotKeyError", "describe", "find", "get", "paths", "set"]
@@ -140,12 +167,7 @@ def find(
       ['mu', 'nu']
     """
     prefix = normalize_param(param)
-    return [
-        s
-        for s in paths(state)
-        if matches(s, slot, transform, label)
-        and (prefix is None or s.param[: len(prefix)] == prefix)
-    ]
+    return [s for _, s in select(state, slot, transform, label, prefix)]
 
 
 def get(
@@ -160,7 +182,9 @@ def get(
 
     With ``param=None`` the whole slot is returned (e.g. the ``mu`` tree, with
     :class:`~optaxish.MaskedNode` where the owner does not apply); with a
-    parameter path, that parameter's array (or subtree, for a prefix).
+    parameter path, that parameter's array (or subtree, for a prefix). Packed
+    values come back unpacked (new arrays sliced from the buffers; under
+    ``jit``, slices) and boxed parameters without their box.
 
     Args:
       state: an optimizer state.
@@ -187,7 +211,7 @@ def get(
       >>> optaxish.slots.get(state, "nu", param="w")
       Array([0., 0.], dtype=float32)
     """
-    return resolve(state, slot, transform, label, param)[1]
+    return value_at(state, resolve(state, slot, transform, label, param).path)
 
 
 def set(  # noqa: A001
@@ -201,9 +225,11 @@ def set(  # noqa: A001
 ) -> Any:
     """A copy of ``state`` with the selected piece replaced by ``value``.
 
-    ``value`` must have the structure and shapes of the piece it replaces;
-    each array is cast to the dtype of the array it replaces, so the state
-    keeps its layout and a jitted step does not recompile.
+    ``value`` must have the structure and shapes of the piece it replaces
+    (as :func:`get` returns it); each array is cast to the dtype of the array
+    it replaces, so the state keeps its layout and a jitted step does not
+    recompile. A piece of a packed value is written into its buffer, which
+    keeps its layout; a boxed one keeps its box.
 
     Args:
       state: an optimizer state (not modified).
@@ -232,7 +258,8 @@ def set(  # noqa: A001
       >>> state.hyperparams["learning_rate"]
       Array(0.05, dtype=float32)
     """
-    target, old = resolve(state, slot, transform, label, param)
+    target = resolve(state, slot, transform, label, param)
+    old = value_at(state, target.path, read=False)  # shapes and dtypes
     where = f"state{jax.tree_util.keystr(target.path)}"
     old_def = jax.tree.structure(old)
     new_leaves, new_def = jax.tree.flatten(value)

@@ -455,3 +455,30 @@ def test_a_dtype_object_is_not_a_name():
         Policy(jnp.float16)
     with pytest.raises(TypeError, match="'name' must be a string, but got: 1"):
         Policy(1)
+
+
+def test_config_inner_optimizer_has_tf_keras_serialize_keys():
+    # tf-keras 2.21: LossScaleOptimizer(legacy.Adam(0.1)).get_config()
+    expected = {
+        "inner_optimizer": {
+            "module": "keras.optimizers.legacy",
+            "class_name": "Adam",
+            "config": {
+                "name": "Adam",
+                "learning_rate": 0.1,
+                "decay": 0.0,
+                "beta_1": 0.9,
+                "beta_2": 0.999,
+                "epsilon": 1e-07,
+                "amsgrad": False,
+            },
+            "registered_name": None,
+        },
+        "dynamic": True,
+        "initial_scale": 32768.0,
+        "dynamic_growth_steps": 2000,
+    }
+    opt = LossScaleOptimizer(optimizers.Adam(0.1))
+    assert opt.get_config() == expected
+    again = LossScaleOptimizer.from_config(expected)
+    assert again.get_config() == expected

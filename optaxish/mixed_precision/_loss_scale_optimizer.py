@@ -31,8 +31,11 @@ _KERAS3_BASE_DEFAULTS = {
 
 
 def serialize_optimizer(optimizer: Optimizer) -> dict[str, Any]:
-    """``{"class_name", "config"}`` of a Keras-style optimizer."""
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    """tf-keras' ``{"module", "class_name", "config", "registered_name"}`` of
+    a Keras-style optimizer (:func:`optaxish.optimizers.serialize`)."""
+    from optaxish import optimizers
+
+    return optimizers.serialize(optimizer)
 
 
 def deserialize_optimizer(config: Any, custom_objects: Any = None) -> Optimizer:

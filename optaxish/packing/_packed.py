@@ -19,7 +19,8 @@ class PackedState(NamedTuple):
     Attributes:
       inner_state: the inner transformation's state, initialized on the packed
         parameters: its per-parameter fields are :class:`Packed` values (read
-        them per parameter with :func:`~optaxish.packing.unpack`).
+        them per parameter with :func:`~optaxish.packing.unpack`, or by
+        parameter name with :mod:`optaxish.slots`).
     """
 
     inner_state: Any
