@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import numpy as np
 
 from optaxish.loss_scale._values import (
@@ -18,7 +19,8 @@ _LOSS_SCALES = (NoOpLossScale, StaticLossScale, DynamicLossScale)
 
 def register_flax_serialization() -> None:
     """Lets ``flax.serialization`` save and restore optaxish's own pytree
-    classes: :class:`~optaxish.packing.Packed` and the loss-scale values.
+    classes (:class:`~optaxish.packing.Packed` and the loss-scale values)
+    and typed PRNG keys.
 
     flax's ``to_state_dict``, ``msgpack_serialize`` and ``to_bytes`` know
     dicts, lists, tuples, NamedTuples and the classes registered with them;
@@ -31,6 +33,29 @@ def register_flax_serialization() -> None:
     as a dict of its fields, and both are restored into the target's
     structure, as flax restores anything: into a state from
     ``tx.init(params)``. NamedTuple states need nothing.
+
+    Typed PRNG keys (``jax.random.key``, in the state of
+    :func:`~optaxish.noisy_sgd` and :func:`~optaxish.add_noise`) are no
+    optaxish class, but msgpack refuses them as well (flax converts every
+    leaf to a NumPy array). After this call a typed key is saved as its
+    ``jax.random.key_data`` (an unsigned integer array) and restored as a key
+    of the target's implementation, so a state saved with its keys unwrapped
+    by :func:`optaxish.tree.unwrap_random_key_data` restores too. This
+    applies to every typed key flax serializes in this process, not only to
+    optaxish states.
+
+    orbax (``orbax.checkpoint``) needs none of this: it saves the leaves of
+    any pytree, typed keys included (restoring them into an abstract target
+    needs orbax 0.11.27 or later). Restore into a target,
+    ``jax.eval_shape(tx.init, params)``: without one, orbax rebuilds plain
+    dicts and lists instead of the NamedTuples, loss-scale values and
+    ``Packed`` values (``orbax.checkpoint.tree.deserialize_tree(raw,
+    target)`` converts such a result). Neither flax nor orbax stores a
+    ``Packed`` value's layout, only its buffers: a checkpoint restores into
+    any target whose buffers have the same dtypes and lengths, even if its
+    leaves are laid out differently (renamed, reordered or reshaped
+    parameters), so restore a packed state only into one initialized on the
+    parameters it was saved with.
 
     Importing flax is left to this function: the rest of optaxish does not
     need it. Calling it again does nothing.
@@ -67,6 +92,38 @@ def register_flax_serialization() -> None:
             serialization.register_serialization_state(
                 cls, _fields_to_state_dict, _fields_from_state_dict
             )
+    key_type = type(jax.random.key(0))
+    if not serialization.is_serializable(key_type):
+        serialization.register_serialization_state(
+            key_type, _key_to_state_dict, _key_from_state_dict
+        )
+
+
+def _is_typed_key(x: Any) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(
+        x.dtype, jax.dtypes.prng_key
+    )
+
+
+def _key_to_state_dict(value: jax.Array) -> jax.Array:
+    return jax.random.key_data(value)
+
+
+def _key_from_state_dict(target: jax.Array, state: Any) -> jax.Array:
+    from flax import serialization
+
+    impl = jax.random.key_impl(target)
+    expected = jax.eval_shape(jax.random.key_data, target)
+    data = jax.random.key_data(state) if _is_typed_key(state) else state
+    shape, dtype = np.shape(data), getattr(data, "dtype", None)
+    if shape != expected.shape or dtype != expected.dtype:
+        raise ValueError(
+            f"The saved value at {serialization.current_path() or '<root>'} is "
+            f"not the key data of a {impl} PRNG key of shape {target.shape}: "
+            f"expected {expected.dtype}{list(expected.shape)}. Received: "
+            f"{dtype if dtype is not None else type(state).__name__}{list(shape)}"
+        )
+    return jax.random.wrap_key_data(data, impl=impl)
 
 
 def _packed_to_state_dict(value: Packed) -> dict[str, Any]:

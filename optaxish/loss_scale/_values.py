@@ -250,7 +250,12 @@ class DynamicLossScale(_LossScaleBase):
     With the defaults this is exactly tf-keras ``LossScaleOptimizer`` (and jmp's
     ``DynamicLossScale``). All six fields are pytree leaves (float32 scales and
     factor, int32 counter and period), so they survive ``jit``, ``vmap`` and
-    checkpoint round trips, and can differ between ``vmap`` members.
+    checkpoint round trips, and can differ between ``vmap`` members. orbax
+    restores a value in a state into a target such as
+    ``jax.eval_shape(tx.init, params)``; without one it gives a dict of the
+    six fields (``orbax.checkpoint.tree.deserialize_tree(raw, target)`` turns
+    it back). For ``flax.serialization`` call
+    :func:`optaxish.register_flax_serialization` first.
 
     Args:
       loss_scale: the current scale (default ``2**15``).

@@ -26,7 +26,7 @@ from optaxish.loss_scale import DynamicLossScale
 from optaxish.loss_scale._values import _norm_and_finite
 from optaxish.optimizers._checks import refuse_under_trace
 from optaxish.optimizers._count_holes import drop_counts, fill_counts
-from optaxish.optimizers._functional import gradient_list_pairs
+from optaxish.optimizers._functional import gradient_list_pairs, loaded_copy
 
 
 class LossScaleOptimizerState(NamedTuple):
@@ -163,7 +163,7 @@ class LossScaleFunctionalMixin:
                 f"{jax.tree.structure(value)}"
             )
         self._optimizer.state = value.inner  # checks it before changing anything
-        self._loss_scale = _copy(value.loss_scale)
+        self._loss_scale = loaded_copy(value.loss_scale)
 
     def stateless_apply(
         self,

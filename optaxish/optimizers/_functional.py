@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optaxish._base import GradientTransformationExtraArgs
 from optaxish._variable import Variable
@@ -24,6 +25,25 @@ from optaxish.optimizers._checks import refuse_under_trace
 
 def _copy(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
+def _loaded(x: Any) -> jax.Array:
+    """A fresh, uncommitted copy of ``x``, made through the host.
+
+    A loaded state (from orbax, say) holds arrays committed to a device; the
+    compiled steps were made for uncommitted ones, and JAX compiles a step
+    again for committed arguments (a device copy of a committed array stays
+    committed)."""
+    x = jnp.asarray(x)
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        data = _loaded(jax.random.key_data(x))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    return jnp.asarray(np.array(x, copy=True))
+
+
+def loaded_copy(tree: Any) -> Any:
+    """``tree`` with every leaf a fresh, uncommitted copy (see :func:`_loaded`)."""
+    return jax.tree.map(_loaded, tree)
 
 
 def gradient_list_pairs(
@@ -140,7 +160,7 @@ class FunctionalMixin:
                 "structure, shapes and dtypes of `optimizer.state`. Received: "
                 f"{jax.tree.structure(value)}; expected {jax.tree.structure(current)}."
             )
-        object.__setattr__(self, "_state", _copy(value))
+        object.__setattr__(self, "_state", loaded_copy(value))
         self._create_hypers()  # configs now read the loaded float32 values
 
     def stateless_apply(

@@ -98,6 +98,15 @@ def unwrap_random_key_data(input_tree: Any) -> Any:
     Typed keys cannot be compared numerically (``jnp.allclose`` rejects them);
     their ``jax.random.key_data`` (uint32 arrays) can. Other leaves are kept.
 
+    It also lets a checkpointer that cannot store typed keys save a state
+    holding them (:func:`~optaxish.noisy_sgd`'s): orbax before 0.11.27
+    could not restore one into an abstract target. Save the unwrapped tree
+    and, after restoring it, rewrap each key with
+    ``jax.random.wrap_key_data(data, impl=jax.random.key_impl(key))``, where
+    ``key`` is the matching key of ``tx.init(params)``. (orbax 0.11.27 and
+    later need neither step; for ``flax.serialization`` call
+    :func:`optaxish.register_flax_serialization`, which does both.)
+
     Args:
       input_tree: a tree of arrays and typed keys.
 
