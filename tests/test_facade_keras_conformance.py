@@ -903,3 +903,16 @@ def test_loss_scale_optimizer_apply_uses_the_inner_variables():
     opt.build([a])
     opt.apply([opt.scale_loss(1.0) * jnp.ones(1)])
     np.testing.assert_allclose(a.numpy(), [0.5])
+
+
+def test_legacy_namespace_holds_tf_keras_legacy_names():
+    # dir(tf_keras.optimizers.legacy), tf-keras 2.21, public names
+    names = "Adadelta Adagrad Adam Adamax Ftrl Nadam Optimizer RMSprop SGD".split()
+    from optaxish.optimizers import legacy
+
+    assert sorted(legacy.__all__) == sorted(names)
+    for name in names:
+        assert getattr(legacy, name) is getattr(optimizers, name)
+    config = optimizers.serialize(legacy.Adam(0.1))
+    assert config["module"] == "keras.optimizers.legacy"
+    assert type(optimizers.deserialize(config)) is legacy.Adam

@@ -2,10 +2,12 @@
 
 ``optaxish.optimizers`` mirrors ``tf.keras.optimizers``: optimizer classes
 with slots, ``iterations``, ``minimize``/``apply_gradients`` and configs, plus
-:mod:`optaxish.optimizers.schedules` (Keras learning-rate schedules). It
+:mod:`optaxish.optimizers.schedules` (Keras learning-rate schedules) and
+:mod:`optaxish.optimizers.legacy` (tf-keras 2.11+'s name for them). It
 imports the core; the core never imports it.
 """
 
+from optaxish.optimizers import legacy as legacy
 from optaxish.optimizers import schedules as schedules
 from optaxish.optimizers._adadelta import Adadelta as Adadelta
 from optaxish.optimizers._adafactor import Adafactor as Adafactor
