@@ -528,7 +528,7 @@ def test_exclusions_through_minimize_loss_scaling_and_stateless_apply():
         np.testing.assert_allclose(value, ref, rtol=3e-6, atol=3e-6)
 
 
-def test_exclusions_keep_packing_where_the_decay_is_uniform():
+def test_exclusions_keep_packing_uniform_and_mixed_lists():
     k1 = Variable(np.ones((2, 2), np.float32), name="k1")
     k2 = Variable(np.ones(3, np.float32), name="k2")
     b = Variable(np.ones(2, np.float32), name="bias")
@@ -537,7 +537,7 @@ def test_exclusions_keep_packing_where_the_decay_is_uniform():
     opt.apply_gradients(zip(_grads(np.ones((2, 2)), np.ones(3)), [k1, k2]))
     assert opt._groups  # both decayed: packed
     opt.apply_gradients(zip(_grads(np.ones((2, 2)), np.ones(2)), [k1, b]))
-    assert not opt._groups  # mixed: one array per variable
+    assert list(opt._groups) == [(0, 2)]  # mixed: packed, the decay masked
     # Same numbers as an optimizer that never packs.
     ref = AdamW(0.1, weight_decay=0.5)
     ref.exclude_from_weight_decay(var_names=["bias"])

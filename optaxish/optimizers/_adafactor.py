@@ -12,8 +12,9 @@ from optaxish import slots
 from optaxish._base import GradientTransformation, GradientTransformationExtraArgs
 from optaxish._update import apply_updates
 from optaxish.combinators import chain
-from optaxish.optimizers._adamw import Keras3Optimizer, masked_decay
+from optaxish.optimizers._adamw import Keras3Optimizer
 from optaxish.optimizers._hyper import as_iterations
+from optaxish.optimizers._masked_decay import masked_decay
 from optaxish.transforms import (
     clip_by_block_rms,
     scale,

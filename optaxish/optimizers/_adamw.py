@@ -8,14 +8,13 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from optaxish._base import GradientTransformation, GradientTransformationExtraArgs
-from optaxish._elementwise import is_elementwise, mark_elementwise
+from optaxish._base import GradientTransformation
 from optaxish.combinators import chain
 from optaxish.optimizers import schedules
+from optaxish.optimizers._masked_decay import masked_decay
 from optaxish.optimizers._optimizer import Optimizer
 from optaxish.optimizers._packing_mixin import packed_step
 from optaxish.optimizers._slots_weights import CallableList
-from optaxish.optimizers._stacked import Stack
 from optaxish.transforms import add_decayed_weights, scale, scale_by_adam
 
 # tf-keras' new-style optimizers write these to their configs; Keras 3 does not.
@@ -27,35 +26,6 @@ _SCHEDULE_NOT_SETTABLE = (
     "settable. If you need the learning rate to be settable, you should "
     "instantiate the optimizer with a float `learning_rate` argument."
 )
-
-
-def masked_decay(
-    decay: GradientTransformation,
-    decayed: Callable[[Any], bool],
-    skip: Callable[[Any], Any] = lambda u: u,
-) -> GradientTransformationExtraArgs:
-    """``decay`` for the variables whose value ``decayed(value)`` accepts;
-    the others' updates become ``skip(updates)`` (internal).
-
-    The params are one variable's value (or a packed group's), or a
-    ``Stack`` of the stepped values (see ``_stacked``): then each item is
-    decided on its own. The state is ``decay``'s (shared and empty), so the
-    core's state has the same structure with or without exclusions.
-    """
-
-    def update_fn(updates, state, params=None, **extra_args):
-        if isinstance(params, Stack):
-            items = [
-                decay.update(u, state, p, **extra_args)[0] if decayed(p) else skip(u)
-                for u, p in zip(updates.items, params.items)
-            ]
-            return Stack(items), state
-        if decayed(params):
-            return decay.update(updates, state, params, **extra_args)
-        return skip(updates), state
-
-    tx = GradientTransformationExtraArgs(decay.init, update_fn)
-    return mark_elementwise(tx, is_elementwise(decay))
 
 
 class Keras3Optimizer(Optimizer):
@@ -205,7 +175,9 @@ class Keras3Optimizer(Optimizer):
         ``"bias$"`` both match ``"dense/bias:0"``. The exclusions are not
         part of :meth:`get_config` (nor of Keras'), and
         :meth:`transformation` has no variables to match: it decays every
-        leaf. Variables with and without decay are not packed together.
+        leaf. A list mixing decayed and exempt variables is packed as any
+        other (see :attr:`packing`): the decay skips the exempt variables'
+        elements of the packed buffers, with the numbers of the unpacked step.
 
         Args:
           var_list: variables to exempt.
@@ -282,13 +254,6 @@ class Keras3Optimizer(Optimizer):
             return key
         return (*key, tuple(self._use_weight_decay(v) for v in variables))
 
-    def _decide_packing(self, indices: list[int]) -> bool:
-        if self._excluding():
-            flags = {self._use_weight_decay(self._vars[i]) for i in indices}
-            if len(flags) > 1:  # one packed buffer gets one decay
-                return False
-        return super()._decide_packing(indices)
-
     def _step_core(
         self, lr: Any, hyper: dict[str, Any], values: list, variables: Any
     ) -> GradientTransformation:
@@ -296,24 +261,27 @@ class Keras3Optimizer(Optimizer):
         if variables is not None and self._excluding():
             flags = [self._use_weight_decay(v) for v in variables]
             if not all(flags):
-                if packed_step(values):  # one group: all flags alike
-                    decay_of = {id(values[0]): flags[0]}
-                else:
+                if not packed_step(values):
                     decay_of = {id(x): f for x, f in zip(values, flags)}
+                elif any(flags):  # one flag per variable of the group
+                    decay_of = {id(values[0]): tuple(flags)}
+                else:
+                    decay_of = {id(values[0]): False}
         self.__dict__["_decay_of"] = decay_of
         try:
             return self._core(lr, hyper)
         finally:
             self.__dict__["_decay_of"] = None
 
-    def _decayed_value(self) -> Callable[[Any], bool] | None:
+    def _decayed_value(self) -> Callable[[Any], bool | tuple[bool, ...]] | None:
         """While a step's core is built: whether the variable of a value is
-        decayed, or ``None`` when all are (then the plain decay is used)."""
+        decayed (for a packed group's value: one flag per variable when they
+        differ), or ``None`` when all are (then the plain decay is used)."""
         decay_of = self.__dict__.get("_decay_of")
         if decay_of is None:
             return None
 
-        def decayed(value: Any) -> bool:
+        def decayed(value: Any) -> bool | tuple[bool, ...]:
             flag = decay_of.get(id(value))
             if flag is None:
                 raise RuntimeError(
