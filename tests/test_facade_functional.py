@@ -128,6 +128,9 @@ def test_stateless_apply_errors_and_constraints():
         opt.stateless_apply(opt.state, [[1.0]], [v])
     with pytest.raises(ValueError, match="optimizer_variables"):
         opt.stateless_apply({}, [[1.0, 1.0]], [v])
+    keras3_values = [w.value for w in opt.variables()]  # Keras 3's habit
+    with pytest.raises(ValueError, match="pass `optimizer.state`"):
+        opt.stateless_apply(keras3_values, [[1.0, 1.0]], [v])
     (new,), _ = opt.stateless_apply(opt.state, [[1.0, -1.0]], [v])
     np.testing.assert_array_equal(new, [0.0, 1.0])  # constraint applied
     with pytest.raises(ValueError, match="structure"):

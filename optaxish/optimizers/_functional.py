@@ -240,9 +240,18 @@ class FunctionalMixin:
                     f"{len(items)}, but expected {n} variables."
                 )
         if jax.tree.structure(optimizer_variables) != jax.tree.structure(self._state):
+            hint = (
+                " (Keras 3 passes the values of `optimizer.variables` as a list; "
+                "here pass `optimizer.state`, or the state a previous "
+                "`stateless_apply` returned)"
+                if isinstance(optimizer_variables, list | tuple)
+                and not hasattr(optimizer_variables, "_fields")
+                else ""
+            )
             raise ValueError(
                 "Argument `optimizer_variables` must have the structure of "
-                f"`optimizer.state`. Received: {jax.tree.structure(optimizer_variables)}"
+                f"`optimizer.state`{hint}. Received: "
+                f"{jax.tree.structure(optimizer_variables)}"
             )
         values, gs = [], []
         for var, value, grad in zip(self._vars, trainable_variables, grads):
