@@ -147,7 +147,7 @@ def _packed_from_state_dict(target: Packed, state: Any) -> Packed:
     buffers = []
     for i, (dtype, size) in enumerate(zip(layout.dtypes, layout.sizes)):
         buffer = serialization.from_state_dict(target.buffers[i], state[str(i)], str(i))
-        if np.shape(buffer) != (size,):
+        if np.shape(buffer) != layout.buffer_shape(i):
             raise ValueError(
                 f"The saved buffer {i} at {serialization.current_path() or '<root>'} "
                 f"has shape {np.shape(buffer)}; the target packs {layout.describe()} "

@@ -45,6 +45,8 @@ def _leaf_at(layout: Layout, i: int) -> tuple[int, int, int, tuple[int, ...]]:
 def _read(value: Packed, indices: list[int]) -> list[Any]:
     """Leaves ``indices`` of ``value`` (slices of its buffers)."""
     layout, buffers = value.layout, [_unbox(b) for b in value.buffers]
+    if layout.sharded:  # a sharded leaf is its buffer: read it on its devices
+        return [_read_one(layout, buffers, i) for i in indices]
     at = [_leaf_at(layout, i) for i in indices]
     if len(at) > 1 and _concrete(buffers):  # one host read, not a compile per shape
         hosts = {g: np.asarray(buffers[g]) for g in {a[0] for a in at}}
@@ -57,17 +59,46 @@ def _read(value: Packed, indices: list[int]) -> list[Any]:
     return [buffers[g][o : o + n].reshape(s) for g, o, n, s in at]
 
 
+def _placed_like(host: np.ndarray, buffer: jax.Array) -> jax.Array:
+    """``host`` on the device(s) of ``buffer``: replicated like it over
+    several devices, else uncommitted on the default one."""
+    if len(buffer.sharding.device_set) > 1:
+        return jax.device_put(host, buffer.sharding)
+    return jnp.array(host)
+
+
+def _read_one(layout: Layout, buffers: list, i: int) -> Any:
+    """Leaf ``i``: its own buffer when sharded, else a slice of its buffer."""
+    g, o, n, s = _leaf_at(layout, i)
+    if g in layout.sharded:
+        return (
+            jnp.array(buffers[g], copy=True) if _concrete([buffers[g]]) else buffers[g]
+        )
+    if _concrete(buffers):
+        return jax.lax.dynamic_slice_in_dim(buffers[g], o, n).reshape(s)
+    return buffers[g][o : o + n].reshape(s)
+
+
 def _write(value: Packed, indices: list[int], new: list[Any]) -> Packed:
     """``value`` with leaves ``indices`` replaced by ``new`` (same layout)."""
     layout, buffers = value.layout, [_unbox(b) for b in value.buffers]
-    at = [_leaf_at(layout, i) for i in indices]
     out = list(buffers)
+    for i, x in zip(indices, new):  # a sharded leaf's buffer is the leaf
+        g = layout.groups[i]
+        if g in layout.sharded:
+            x = jnp.asarray(x).reshape(layout.shapes[i]).astype(out[g].dtype)
+            out[g] = jax.device_put(x, out[g].sharding) if _concrete([out[g]]) else x
+    rest = [
+        (i, x) for i, x in zip(indices, new) if layout.groups[i] not in layout.sharded
+    ]
+    indices, new = [i for i, _ in rest], [x for _, x in rest]
+    at = [_leaf_at(layout, i) for i in indices]
     if len(at) > 1 and _concrete([*buffers, *new]):
         hosts = {g: np.array(buffers[g], copy=True) for g in {a[0] for a in at}}
         for (g, o, n, _), x in zip(at, new):
             hosts[g][o : o + n] = np.ravel(np.asarray(x, hosts[g].dtype))
         for g, host in hosts.items():
-            out[g] = jnp.array(host)
+            out[g] = _placed_like(host, buffers[g])
     else:
         for (g, o, _, _), x in zip(at, new):
             flat = jnp.ravel(jnp.asarray(x)).astype(out[g].dtype)

@@ -386,7 +386,9 @@ class MultiSteps:
                 params,
                 dynamic,
             )
-            out = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shape)
+            # `zeros_like` keeps a sharding the trace knows (explicit mesh
+            # axes): the loop's carry must keep the body's types.
+            out = jax.tree.map(lambda s: jnp.zeros_like(s, s.dtype), out_shape)
         trips, out, inner_state = jax.lax.while_loop(
             lambda carry: carry[0] < run.astype(jnp.int32),
             body,

@@ -108,7 +108,9 @@ def _step(inner, unscale, updates, state, params, extra_args, apply):
         out_shapes = jax.eval_shape(functools.partial(run_inner, norm))[0]
 
         def skip_branch():
-            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shapes)
+            # `zeros_like` keeps a sharding the trace knows (explicit mesh
+            # axes): both branches of the cond must give the same types.
+            zeros = jax.tree.map(lambda s: jnp.zeros_like(s, s.dtype), out_shapes)
             return zeros, state.inner_state
 
     out, inner_state = jax.lax.cond(

@@ -1,4 +1,4 @@
-"""Packed execution: one buffer per dtype instead of one array per leaf.
+"""Packed execution: one buffer per dtype (and sharding) instead of one per leaf.
 
 An optimizer step over a tree of many small arrays runs a few kernels per
 leaf; on CPU each costs microseconds, and compile time grows with the kernel
@@ -18,6 +18,11 @@ Example, the fast path::
         grads = jax.grad(lambda p: loss(p.unpack(), batch))(params)  # Packed
         updates, state = tx.update(grads, state, params)
         return optaxish.apply_updates(params, updates), state
+
+Sharded parameters pack by dtype and sharding: a leaf sharded over several
+devices keeps a buffer of its own, in its shape and sharding, and leaves
+replicated over the same devices share a buffer replicated like them (see
+:meth:`Layout.of`; build layouts from concrete arrays, outside ``jit``).
 
 A packed state is a pytree like any other (``jit``, ``vmap``, orbax); for
 ``flax.serialization`` (msgpack, ``to_bytes``) call

@@ -5,6 +5,13 @@ tree runs a few kernels per leaf; compile time grows with the kernel count
 too. Packing puts every leaf of one dtype into one contiguous buffer, so an
 elementwise step is a handful of kernels whatever the number of leaves.
 
+Leaves are grouped by dtype and by sharding, where the sharding is known
+(see :meth:`Layout.of`): leaves replicated over the same devices (or on one
+device) share a flat buffer placed like them, and a leaf sharded over
+several devices gets a buffer of its own, kept in the leaf's shape so that
+it keeps its sharding (raveling it, or concatenating it with others, would
+gather it).
+
 :class:`Packed` is a pytree whose children are those buffers and whose static
 data is the :class:`Layout` (tree structure, shapes, dtypes, offsets), so a
 transformation initialized on a ``Packed`` keeps its per-parameter state as
@@ -31,8 +38,12 @@ class Layout:
       shapes: each leaf's shape, in flattening order.
       groups: each leaf's buffer index.
       offsets: each leaf's first element in its buffer.
-      dtypes: each buffer's dtype name, in order of first appearance.
-      sizes: each buffer's length.
+      dtypes: each buffer's dtype name, in buffer order (a dtype appears more
+        than once when its leaves sit on different devices).
+      sizes: each buffer's length (number of elements).
+      sharded: the indices of the buffers that each hold one leaf sharded
+        over several devices, in the leaf's own shape (its offset is 0);
+        every other buffer is flat (1-D). Empty for an unsharded tree.
     """
 
     treedef: Any
@@ -41,10 +52,23 @@ class Layout:
     offsets: tuple[int, ...]
     dtypes: tuple[str, ...]
     sizes: tuple[int, ...]
+    sharded: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, tree: Any) -> Layout:
-        """The layout of ``tree`` (array leaves; only shapes and dtypes are read).
+        """The layout of ``tree`` (only shapes, dtypes and shardings are read).
+
+        Leaves are grouped by dtype and by where they live. A leaf's place is
+        known for a concrete ``jax.Array`` (``x.sharding``) and, while
+        tracing, for a tracer whose type carries a sharding (mesh axes of
+        type ``Explicit``, ``jax.typeof(x).sharding``). A leaf sharded over
+        several devices gets a buffer of its own (see ``sharded``); leaves
+        replicated over the same devices share one. A leaf whose place is not
+        known (a NumPy array, a tracer under mesh axes of type ``Auto``, the
+        default) packs as on one device: under ``jax.jit`` such a layout
+        concatenates sharded leaves, and XLA then decides where the buffer
+        lives. So build the layout (``pack``, ``packed(...).init``) outside
+        ``jit`` when the parameters are sharded.
 
         Examples:
           >>> import jax.numpy as jnp
@@ -54,15 +78,22 @@ class Layout:
           (('float32',), (7,), (0, 3))
         """
         leaves, treedef = jax.tree.flatten(tree)
+        keys: list[Any] = []
         dtypes: list[str] = []
         sizes: list[int] = []
+        sharded: list[int] = []
         shapes, groups, offsets = [], [], []
         for leaf in leaves:
             dtype = jnp.dtype(jnp.result_type(leaf)).name
-            if dtype not in dtypes:
+            place = _place(leaf)
+            key = (dtype, place)
+            if place is _SHARDED or key not in keys:
+                keys.append(key)
                 dtypes.append(dtype)
                 sizes.append(0)
-            g = dtypes.index(dtype)
+                if place is _SHARDED:
+                    sharded.append(len(keys) - 1)
+            g = len(keys) - 1 if place is _SHARDED else keys.index(key)
             shape = tuple(int(d) for d in np.shape(leaf))
             shapes.append(shape)
             groups.append(g)
@@ -75,6 +106,7 @@ class Layout:
             tuple(offsets),
             tuple(dtypes),
             tuple(sizes),
+            tuple(sharded),
         )
 
     @property
@@ -82,10 +114,91 @@ class Layout:
         """The number of (non-``None``) leaves."""
         return len(self.shapes)
 
+    def buffer_shape(self, g: int) -> tuple[int, ...]:
+        """Buffer ``g``'s shape: ``(sizes[g],)``, or its leaf's shape when
+        the buffer holds one sharded leaf (see ``sharded``)."""
+        if g in self.sharded:
+            return self.shapes[self.groups.index(g)]
+        return (self.sizes[g],)
+
     def describe(self) -> str:
         """A one-line summary, for error messages."""
-        groups = ", ".join(f"{d}[{n}]" for d, n in zip(self.dtypes, self.sizes))
+        groups = ", ".join(
+            f"{d}[{n}{', sharded' if g in self.sharded else ''}]"
+            for g, (d, n) in enumerate(zip(self.dtypes, self.sizes))
+        )
         return f"{self.num_leaves} leaves in {len(self.dtypes)} buffer(s): {groups}"
+
+
+#: The place of a leaf sharded over several devices (a buffer of its own).
+_SHARDED = "sharded"
+
+
+def _place(leaf: Any) -> Any:
+    """Where ``leaf`` lives, as a hashable grouping key: ``None`` when on one
+    device or not known, ``_SHARDED`` when sharded over several devices, else
+    the set of devices it is replicated over (and their memory kind)."""
+    if isinstance(leaf, jax.core.Tracer):
+        try:
+            spec = getattr(jax.typeof(leaf).sharding, "spec", None)
+        except Exception:  # no sharding in the type (an old or custom tracer)
+            return None
+        return (
+            _SHARDED if spec is not None and any(a is not None for a in spec) else None
+        )
+    sharding = getattr(leaf, "sharding", None) if isinstance(leaf, jax.Array) else None
+    if sharding is None or len(sharding.device_set) <= 1:
+        return None
+    if not sharding.is_fully_replicated:
+        return _SHARDED
+    ids = frozenset(d.id for d in sharding.device_set)
+    return ids, sharding.memory_kind
+
+
+def _replicated_like(sharding: Any) -> Any:
+    """A sharding replicating a flat buffer over ``sharding``'s devices."""
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        return jax.sharding.NamedSharding(
+            sharding.mesh,
+            jax.sharding.PartitionSpec(),
+            memory_kind=sharding.memory_kind,
+        )
+    devices = np.asarray(sorted(sharding.device_set, key=lambda d: d.id))
+    return jax.sharding.NamedSharding(
+        jax.sharding.Mesh(devices, ("d",)),
+        jax.sharding.PartitionSpec(),
+        memory_kind=sharding.memory_kind,
+    )
+
+
+def _replicated(like: Any) -> bool:
+    """Whether ``like`` is an array replicated over several devices."""
+    place = _place(like)
+    return place is not None and place is not _SHARDED
+
+
+def _on_devices_of(flat: Any, like: Any) -> Any:
+    """``flat`` (host data) on the devices ``like`` is replicated over, when
+    ``like`` is an array replicated over several devices; else ``flat``."""
+    if not _replicated(like):
+        return flat
+    return jax.device_put(flat, _replicated_like(like.sharding))
+
+
+def _unsharded(leaf: Any) -> Any:
+    """``leaf``, resharded to replicated when its type says it is sharded
+    (a tracer under explicit mesh axes: raveling it would be an error)."""
+    if not isinstance(leaf, jax.core.Tracer) or _place(leaf) is not _SHARDED:
+        return leaf
+    return jax.sharding.reshard(leaf, jax.sharding.PartitionSpec())
+
+
+def _to_device(host: Any, like: Any) -> Any:
+    """``host`` as a device array, replicated like ``like`` when that is
+    replicated over several devices (else on the default device)."""
+    if not _replicated(like):
+        return jax.device_put(host)
+    return jax.device_put(host, _replicated_like(like.sharding))
 
 
 @jax.tree_util.register_pytree_node_class
@@ -131,7 +244,10 @@ class Packed:
         Traced (inside ``jit``/``grad``), the leaves are slices that XLA fuses
         into their consumers. Called eagerly, the buffers are read once on
         the host and each leaf is a new device array (eager slicing would
-        compile one small program per leaf shape: seconds for 1,000 leaves).
+        compile one small program per leaf shape: seconds for 1,000 leaves),
+        replicated like its buffer when that is replicated over several
+        devices; a sharded leaf's buffer (see ``Layout.sharded``) is copied
+        on its devices, keeping its sharding.
         """
         return jax.tree.unflatten(self.layout.treedef, self._leaves())
 
@@ -139,8 +255,17 @@ class Packed:
         """The leaves of :meth:`unpack`, in flattening order."""
         layout = self.layout
         if _concrete(self.buffers):
-            hosts = [np.array(b, copy=True) for b in self.buffers]
-            return [jax.device_put(x) for x in _slices(layout, hosts)]
+            buffers = self.buffers
+            hosts = [
+                b if g in layout.sharded else np.array(b, copy=True)
+                for g, b in enumerate(buffers)
+            ]
+            return [
+                jnp.array(x, copy=True)
+                if g in layout.sharded
+                else _to_device(x, buffers[g])
+                for x, g in zip(_slices(layout, hosts), layout.groups)
+            ]
         if all(jnp.issubdtype(d, jnp.inexact) for d in layout.dtypes):
             return _split(layout, tuple(self.buffers))
         return _slices(layout, self.buffers)
@@ -177,11 +302,9 @@ def _same_leaves(own: Layout, layout: Layout) -> bool:
     """
     if own == layout:
         return True
-    if (own.shapes, own.groups, own.dtypes) != (
-        layout.shapes,
-        layout.groups,
-        layout.dtypes,
-    ):
+    # The grouping may differ (a tree sharded otherwise than the one the
+    # layout was made from, or traced): each leaf's shape and dtype may not.
+    if own.shapes != layout.shapes or _leaf_dtypes(own) != _leaf_dtypes(layout):
         return False
     pa, pb = _key_paths(own.treedef), _key_paths(layout.treedef)
     if pa is None or pb is None:
@@ -189,9 +312,18 @@ def _same_leaves(own: Layout, layout: Layout) -> bool:
     return all(_unboxed(a, b) for a, b in zip(pa, pb))
 
 
+def _leaf_dtypes(layout: Layout) -> tuple[str, ...]:
+    """Each leaf's dtype name, in flattening order."""
+    return tuple(layout.dtypes[g] for g in layout.groups)
+
+
 def _flat_groups(tree: Any, layout: Layout | None) -> tuple[Layout, list]:
     """``tree``'s layout (checked against ``layout`` when given) and its
-    leaves concatenated into one flat array per dtype group."""
+    leaves concatenated into one flat array per buffer of the layout (the
+    leaf itself, copied when concrete, for a buffer in ``layout.sharded``).
+
+    Eagerly, a flat buffer of leaves replicated over several devices is
+    replicated over the first one's devices."""
     own = Layout.of(tree)
     if layout is None:
         layout = own
@@ -206,12 +338,18 @@ def _flat_groups(tree: Any, layout: Layout | None) -> tuple[Layout, list]:
     lib = np if _concrete(leaves) else jnp
     flats = []
     for g in range(len(layout.dtypes)):
-        parts = [
-            lib.ravel(lib.asarray(leaf))
-            for leaf, lg in zip(leaves, layout.groups)
-            if lg == g
-        ]
-        flats.append(lib.concatenate(parts) if len(parts) > 1 else parts[0])
+        members = [leaf for leaf, lg in zip(leaves, layout.groups) if lg == g]
+        if g in layout.sharded:  # one leaf, in its own shape and sharding
+            leaf = members[0]
+            if lib is np:  # a new array (the caller may donate the buffer)
+                leaf = jnp.array(leaf, copy=True)
+            flats.append(leaf)
+            continue
+        if lib is jnp:  # a traced leaf typed as sharded (explicit mesh axes)
+            members = [_unsharded(leaf) for leaf in members]  # in a flat buffer
+        parts = [lib.ravel(lib.asarray(leaf)) for leaf in members]
+        flat = lib.concatenate(parts) if len(parts) > 1 else parts[0]
+        flats.append(flat if lib is jnp else _on_devices_of(flat, members[0]))
     return layout, flats
 
 
@@ -268,18 +406,26 @@ def pack_into(target: Packed, tree: Any) -> Packed:
     """
     layout, flats = _flat_groups(tree, target.layout)
     buffers = [
-        jax.lax.dynamic_update_slice(buffer, jnp.asarray(flat, buffer.dtype), (0,))
+        jax.lax.dynamic_update_slice(
+            buffer, jnp.asarray(flat, buffer.dtype), (0,) * np.ndim(buffer)
+        )
         for buffer, flat in zip(target.buffers, flats)
     ]
     return Packed(tuple(buffers), layout)
 
 
 def _slices(layout: Layout, buffers: Any) -> list:
-    """Each leaf of ``layout`` as a reshaped slice of its buffer."""
+    """Each leaf of ``layout`` as a reshaped slice of its buffer (a sharded
+    leaf's buffer as it is)."""
     leaves = []
     for shape, g, off in zip(layout.shapes, layout.groups, layout.offsets):
+        buffer = buffers[g]
+        if g in layout.sharded:
+            same = tuple(np.shape(buffer)) == shape
+            leaves.append(buffer if same else buffer.reshape(shape))
+            continue
         size = int(np.prod(shape, dtype=np.int64))
-        leaves.append(buffers[g][off : off + size].reshape(shape))
+        leaves.append(buffer[off : off + size].reshape(shape))
     return leaves
 
 
@@ -301,11 +447,11 @@ def _split_fwd(layout: Layout, buffers: tuple) -> tuple[list, None]:
 def _split_bwd(layout: Layout, _: None, cotangents: list) -> tuple[tuple, ...]:
     out = []
     for g, dtype in enumerate(layout.dtypes):
-        parts = [
-            jnp.ravel(ct).astype(dtype)
-            for ct, lg in zip(cotangents, layout.groups)
-            if lg == g
-        ]
+        mine = [ct for ct, lg in zip(cotangents, layout.groups) if lg == g]
+        if g in layout.sharded:  # the buffer is the leaf, in its own shape
+            out.append(mine[0].astype(dtype))
+            continue
+        parts = [jnp.ravel(ct).astype(dtype) for ct in mine]
         out.append(jnp.concatenate(parts) if len(parts) > 1 else parts[0])
     return (tuple(out),)
 

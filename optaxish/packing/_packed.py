@@ -76,6 +76,15 @@ def packed(inner: Any, max_mean_size: int = 2**15) -> GradientTransformationExtr
     state unpacked, and ``update`` then runs ``inner`` on the tree as is.
     Parameters given as a :class:`Packed` are always run packed.
 
+    Sharded parameters: ``init`` groups the leaves by dtype and by sharding
+    (see :meth:`Layout.of`). A leaf sharded over several devices keeps a
+    buffer of its own in its shape and sharding, so its moments are sharded
+    like it; leaves replicated over the same devices share a buffer
+    replicated like them. ``init`` sees shardings on concrete arrays, so
+    call it outside ``jax.jit``: traced with mesh axes of type ``Auto`` (the
+    default), the parameters pack as if on one device (one buffer per
+    dtype, which XLA then places, typically replicated on every device).
+
     Args:
       inner: the transformation to run on packed buffers.
       max_mean_size: the largest mean leaf size (in elements) of a tree that

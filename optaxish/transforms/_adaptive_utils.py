@@ -68,14 +68,16 @@ def canonical_dtype(dtype: Any) -> jnp.dtype | None:
 def buffer_like(params: Any, dtype: Any, fill_value: Any = 0.0) -> Any:
     """A state buffer per param leaf, filled with ``fill_value``.
 
-    The buffer takes ``dtype`` when given, else the param's dtype.
+    The buffer takes ``dtype`` when given, else the param's dtype, and the
+    param's sharding (``full_like``): a moment of a parameter sharded over
+    several devices is sharded the same way, not replicated on each.
     """
-    return jax.tree.map(
-        lambda p: jnp.full(
-            jnp.shape(p), fill_value, jnp.asarray(p).dtype if dtype is None else dtype
-        ),
-        params,
-    )
+
+    def leaf(p):
+        p = p if isinstance(p, jax.Array) else jnp.asarray(p)
+        return jnp.full_like(p, fill_value, p.dtype if dtype is None else dtype)
+
+    return jax.tree.map(leaf, params)
 
 
 def cast_like(new: Any, old: Any) -> Any:
