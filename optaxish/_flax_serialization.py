@@ -50,12 +50,12 @@ def register_flax_serialization() -> None:
     ``jax.eval_shape(tx.init, params)``: without one, orbax rebuilds plain
     dicts and lists instead of the NamedTuples, loss-scale values and
     ``Packed`` values (``orbax.checkpoint.tree.deserialize_tree(raw,
-    target)`` converts such a result). Neither flax nor orbax stores a
-    ``Packed`` value's layout, only its buffers: a checkpoint restores into
-    any target whose buffers have the same dtypes and lengths, even if its
-    leaves are laid out differently (renamed, reordered or reshaped
-    parameters), so restore a packed state only into one initialized on the
-    parameters it was saved with.
+    target)`` converts such a result). A ``Packed`` value's buffers are
+    named after its layout (:attr:`~optaxish.packing.Layout.fingerprint`: which
+    leaf sits where), in its key paths for orbax and in its state dict for
+    flax, so a checkpoint of other parameters (renamed, reordered or reshaped
+    ones whose buffers have the same lengths) is refused instead of restoring
+    moments into the wrong parameters.
 
     Importing flax is left to this function: the rest of optaxish does not
     need it. Calling it again does nothing.
@@ -129,20 +129,31 @@ def _key_from_state_dict(target: jax.Array, state: Any) -> jax.Array:
 def _packed_to_state_dict(value: Packed) -> dict[str, Any]:
     from flax import serialization
 
-    return {str(i): serialization.to_state_dict(b) for i, b in enumerate(value.buffers)}
+    out = {str(i): serialization.to_state_dict(b) for i, b in enumerate(value.buffers)}
+    out["layout"] = value.layout.fingerprint  # which leaf sits where
+    return out
 
 
 def _packed_from_state_dict(target: Packed, state: Any) -> Packed:
     from flax import serialization
 
     layout = target.layout
-    expected = [str(i) for i in range(len(layout.dtypes))]
+    expected = sorted([str(i) for i in range(len(layout.dtypes))] + ["layout"])
     keys = sorted(state) if isinstance(state, dict) else None
     if keys != expected:
         raise ValueError(
             f"The saved value at {serialization.current_path() or '<root>'} is not "
             f"a packed value of {layout.describe()}: expected the keys {expected}. "
             f"Received: {keys if keys is not None else type(state).__name__}"
+        )
+    saved = state["layout"]
+    saved = saved.decode() if isinstance(saved, bytes) else str(saved)
+    if saved != layout.fingerprint:
+        raise ValueError(
+            f"The saved value at {serialization.current_path() or '<root>'} was "
+            f"packed from other parameters (layout {saved}) than the target "
+            f"({layout.describe()}, layout {layout.fingerprint}): restore it into "
+            "a state initialized on the parameters it was saved with."
         )
     buffers = []
     for i, (dtype, size) in enumerate(zip(layout.dtypes, layout.sizes)):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from typing import Any
 
 import jax
@@ -114,6 +115,31 @@ class Layout:
         """The number of (non-``None``) leaves."""
         return len(self.shapes)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short digest of which leaf sits where (key paths, shapes, dtypes,
+        buffer positions), the same in every process.
+
+        It names the buffers in key paths (``jax.tree_util`` keys, orbax
+        checkpoints), so a checkpoint of another layout (renamed, reordered
+        or reshaped parameters whose buffers happen to have the same lengths)
+        is not restored into this one by mistake. A box's trailing ``value``
+        attribute (flax ``nnx``) is left out of the paths.
+        """
+        paths = _key_paths(self.treedef)
+        names = (
+            [jax.tree_util.keystr(_without_box(p)) for p in paths]
+            if paths is not None
+            else []
+        )
+        text = repr((names, self.shapes, self.groups, self.offsets, self.dtypes))
+        return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+
+    @functools.cached_property
+    def buffer_names(self) -> tuple[str, ...]:
+        """Each buffer's key in key paths: ``"<index>_<dtype>_<fingerprint>"``."""
+        return tuple(f"{g}_{d}_{self.fingerprint}" for g, d in enumerate(self.dtypes))
+
     def buffer_shape(self, g: int) -> tuple[int, ...]:
         """Buffer ``g``'s shape: ``(sizes[g],)``, or its leaf's shape when
         the buffer holds one sharded leaf (see ``sharded``)."""
@@ -201,7 +227,7 @@ def _to_device(host: Any, like: Any) -> Any:
     return jax.device_put(host, _replicated_like(like.sharding))
 
 
-@jax.tree_util.register_pytree_node_class
+@jax.tree_util.register_pytree_with_keys_class
 class Packed:
     """A tree packed into one flat buffer per dtype (a pytree).
 
@@ -233,6 +259,12 @@ class Packed:
 
     def tree_flatten(self) -> tuple[tuple[Any, ...], Layout]:
         return self.buffers, self.layout
+
+    def tree_flatten_with_keys(self) -> tuple[tuple[Any, ...], Layout]:
+        # Keys that name the layout (see `Layout.fingerprint`): a checkpoint
+        # of another layout has other paths, and is refused.
+        keys = map(jax.tree_util.DictKey, self.layout.buffer_names)
+        return tuple(zip(keys, self.buffers)), self.layout
 
     @classmethod
     def tree_unflatten(cls, layout: Layout, buffers: Any) -> Packed:
@@ -281,6 +313,14 @@ def _key_paths(treedef: Any) -> list[tuple] | None:
         return [p for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
     except Exception:  # a node that validates its children: no paths
         return None
+
+
+def _without_box(path: tuple) -> tuple:
+    """``path`` without a trailing ``.value`` attribute step (an nnx box)."""
+    if path and isinstance(path[-1], jax.tree_util.GetAttrKey):
+        if path[-1].name == "value":
+            return path[:-1]
+    return path
 
 
 def _unboxed(a: tuple, b: tuple) -> bool:
