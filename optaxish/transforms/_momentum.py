@@ -14,6 +14,13 @@ from optaxish._errors import check_same_shapes
 from optaxish.transforms._adaptive_utils import check_range
 
 
+def _cast_as(x: Any, like: Any) -> Any:
+    """``x`` in the dtype of ``like`` (``None`` stays ``None``)."""
+    if x is None:
+        return None
+    return x.astype(jnp.result_type(like))
+
+
 class TraceState(NamedTuple):
     """State of :func:`trace`.
 
@@ -38,6 +45,8 @@ def trace(
         2019, for games and GANs) is allowed, as in optax.
       nesterov: use Nesterov momentum.
       accumulator_dtype: dtype of the buffer; ``None`` follows the params.
+        The updates keep the gradient's dtype (optax returns them in the
+        buffer's dtype when it is wider, e.g. float64 in x64 mode).
 
     Returns:
       A :class:`~optaxish.GradientTransformationExtraArgs`; its state is a
@@ -75,13 +84,15 @@ def trace(
         new_trace = jax.tree.map(
             step, updates, state.trace, is_leaf=lambda x: x is None
         )
-        if nesterov:
-            updates = jax.tree.map(
-                step, updates, new_trace, is_leaf=lambda x: x is None
-            )
-        else:
-            updates = new_trace
-        return updates, TraceState(trace=tree.cast(new_trace, accumulator_dtype))
+        out = (
+            jax.tree.map(step, updates, new_trace, is_leaf=lambda x: x is None)
+            if nesterov
+            else new_trace
+        )
+        # A wider buffer (float64 in x64 mode, float32 for bf16 params) must
+        # not promote the updates: they keep the gradient's dtype.
+        out = jax.tree.map(_cast_as, out, updates, is_leaf=lambda x: x is None)
+        return out, TraceState(trace=tree.cast(new_trace, accumulator_dtype))
 
     return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
 
@@ -109,6 +120,8 @@ def ema(
         average never moves from zero, which ``signum(beta=1)`` accepts).
       debias: divide by ``1 - decay**count`` (Adam-style bias correction).
       accumulator_dtype: dtype of the average; ``None`` follows the params.
+        The output keeps the updates' dtype (optax returns it in the
+        average's dtype when that is wider).
 
     Returns:
       A :class:`~optaxish.GradientTransformationExtraArgs`; its state is an
@@ -138,7 +151,10 @@ def ema(
         check_same_shapes(state.ema, updates, "state.ema", "updates")
         new_ema = tree.update_moment(updates, state.ema, decay, order=1)
         count = _numerics.safe_increment(state.count)
-        updates = tree.bias_correction(new_ema, decay, count) if debias else new_ema
-        return updates, EmaState(count=count, ema=tree.cast(new_ema, accumulator_dtype))
+        out = tree.bias_correction(new_ema, decay, count) if debias else new_ema
+        # The average may be wider than the updates (`accumulator_dtype`):
+        # the output keeps the updates' dtype.
+        out = jax.tree.map(_cast_as, out, updates, is_leaf=lambda x: x is None)
+        return out, EmaState(count=count, ema=tree.cast(new_ema, accumulator_dtype))
 
     return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
