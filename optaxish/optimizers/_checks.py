@@ -203,6 +203,33 @@ def _common_pairs(items: list) -> tuple[list[Variable], list[jax.Array]] | None:
     return variables, grads
 
 
+def planned_gradients(
+    items: list, variables: tuple, avals: tuple
+) -> list[jax.Array] | None:
+    """The gradients of ``items`` when they pair, in order, a device array of
+    the shape and dtype in ``avals`` with each of ``variables`` (the last
+    call's, checked then: distinct float variables); else ``None``, and
+    :func:`gradient_pairs` checks ``items`` (it also reports what is wrong).
+
+    ``apply_gradients``' common case in one pass, with no ``Variable``
+    attribute read and no uniqueness check (it holds for the last call's).
+    """
+    if len(items) != len(variables):
+        return None
+    grads = []
+    for item, var, (shape, dtype) in zip(items, variables, avals):
+        if type(item) is not tuple or len(item) != 2:
+            return None
+        grad, v = item
+        if v is not var or type(grad) is not _ARRAY_TYPE:
+            return None
+        aval = grad.aval
+        if aval.shape != shape or aval.dtype != dtype:
+            return None
+        grads.append(grad)
+    return grads
+
+
 def deepcopy_fresh_steps(obj: Any, memo: dict[int, Any]) -> Any:
     """A deep copy of an optimizer with an empty compiled-step cache.
 
@@ -233,7 +260,7 @@ def deepcopy_fresh_steps(obj: Any, memo: dict[int, Any]) -> Any:
                 seeded.append(id(v))
     try:
         for key, value in obj.__dict__.items():
-            if key in ("_apply_plan", "_vars"):  # the plan refers to the steps
+            if key in ("_apply_plan", "_minimize_plan", "_vars"):  # plans: steps
                 continue
             if key in (
                 "_steps",

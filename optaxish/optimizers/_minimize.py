@@ -15,7 +15,7 @@ import operator
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,12 +24,21 @@ from optaxish._variable import Variable
 from optaxish.optimizers._checks import (
     check_var,
     gradient_pairs,
+    planned_gradients,
     refuse_under_trace,
     unique_variables,
 )
 from optaxish.optimizers._count_holes import drop_counts, without_counts
 from optaxish.optimizers._packing_mixin import packed_step
-from optaxish.packing._layout import pack_into
+from optaxish.optimizers._step_plumbing import (
+    ApplyPlan,
+    MinimizePlan,
+    packing_gradients,
+    scalars_apart,
+    scalars_out,
+    with_hyperparams,
+    with_iterations,
+)
 
 _uid = operator.attrgetter("_unique_id")
 
@@ -69,48 +78,6 @@ def unbound_reads(loss: Callable[[], Any], variables: list[Variable]) -> list:
     return found
 
 
-def with_iterations(step: Callable, iterations_of: Callable) -> Callable:
-    """``step`` also returning the new ``iterations`` as its own output.
-
-    That output is a buffer of its own, so it survives the next step (which
-    donates the state): ``apply_gradients`` returns it without an eager copy.
-    """
-
-    def wrapped(carry, values, *args):
-        new_carry, new_values = step(carry, values, *args)
-        return new_carry, new_values, iterations_of(new_carry)
-
-    return wrapped
-
-
-def packing_gradients(step: Callable) -> Callable:
-    """``step(carry, values, grads, *rest)`` of a packed group, taking the
-    group's gradient buffers after ``values`` and packing ``grads`` into them
-    first; the buffers are returned last (donated in, written in place)."""
-
-    def wrapped(carry, values, buffers, grads, *rest):
-        packed = pack_into(buffers, list(grads))
-        return (*step(carry, values, [packed], *rest), packed)
-
-    return wrapped
-
-
-class ApplyPlan(NamedTuple):
-    """What ``apply_gradients`` worked out for one list of variables, reused
-    while the next call passes the same variables and the settings in
-    ``config`` are unchanged: their positions, the step key, and the
-    compiled steps by packing (so the key is not hashed on every call)."""
-
-    variables: tuple  # held, so that no other object takes one of `ids`
-    ids: tuple
-    config: tuple
-    aggregate: bool
-    unscale: bool
-    indices: list[int]
-    key: tuple
-    steps: dict
-
-
 class MinimizeMixin:
     """``minimize``, ``get_gradients``, ``get_updates`` and the compiled-step
     runner; relies on the base's ``_key``, ``_register``, ``_prepare``,
@@ -136,7 +103,9 @@ class MinimizeMixin:
         """Runs ``make()``'s step, compiled once per ``key``; returns
         ``iterations``.
 
-        The carry and the values are donated. Unpacked, the per-variable step
+        The carry and the values are donated; the carry's ``iterations`` and
+        hyperparameters go in apart, not donated, and the hyperparameters the
+        step leaves unchanged are not returned (``scalars_apart``). Unpacked, the per-variable step
         counts stay outside the compiled step and are stored as holes (see
         ``_count_holes``). Packed, with ``grads_first`` (``args[0]`` is the
         list of per-variable gradients), the gradients are packed into the
@@ -148,6 +117,11 @@ class MinimizeMixin:
         raises: the variables this call registered, so that the optimizer's
         weights are as before the call.
         """
+        if steps is not None and type(self)._commit_carry is _plain_commit:
+            fn = steps.get(True)
+            group = None if fn is None else self._groups.get(tuple(indices))
+            if group is not None and self._packing_allowed():
+                return self._run_packed(group, fn, args, grads_first, mark)
         try:
             carry, values, holes = self._step_inputs(indices)
             packed = packed_step(values)
@@ -157,22 +131,107 @@ class MinimizeMixin:
                 fn = self._compiled(make, (key, packed), holes, into)
                 if steps is not None:
                     steps[packed] = fn
+            # `iterations` and the hyperparameters go in apart, not donated
+            # (see `scalars_apart`).
+            sub = self._carry_sub(carry)
+            hyperparams = sub.hyperparams
+            carry = self._carry_with_sub(carry, scalars_out(sub))
             if into:
                 group = self._packed_group(indices)
-                *out, grad_buffers = fn(carry, values, group.gradient_buffers(), *args)
+                new_carry, new_values, grad_buffers = fn(
+                    carry,
+                    values,
+                    group.gradient_buffers(),
+                    *args,
+                    iterations=sub.iterations,
+                    hyperparams=hyperparams,
+                )
                 group.set_gradient_buffers(grad_buffers)
-                new_carry, new_values, iterations = out
             else:
-                new_carry, new_values, iterations = fn(carry, values, *args)
+                new_carry, new_values = fn(
+                    carry,
+                    values,
+                    *args,
+                    iterations=sub.iterations,
+                    hyperparams=hyperparams,
+                )
         except BaseException:
-            self.__dict__.pop("_apply_plan", None)  # its indices may be forgotten
-            if mark is not None:
-                self._registry_rollback(mark)
+            self._step_failed(mark)
             raise
+        new_sub = self._carry_sub(new_carry)
+        changed, full = new_sub.hyperparams
+        if full is not None:
+            hyperparams = changed
+        elif changed:
+            hyperparams = {**hyperparams, **changed}
+        new_carry = self._carry_with_sub(
+            new_carry, with_hyperparams(new_sub, hyperparams)
+        )
         self._commit_carry(indices, new_carry, new_values)  # counts stay holes
         if holes:  # the next step over them need not look for counts
-            self.__dict__["_holey"] = self._carry_sub(new_carry).inner_state
-        return iterations
+            self.__dict__["_holey"] = new_sub.inner_state
+        return new_sub.iterations  # never donated (see `scalars_apart`)
+
+    def _run_packed(
+        self,
+        group: Any,
+        fn: Callable,
+        args: tuple,
+        grads_first: bool,
+        mark: Any,
+    ) -> jax.Array:
+        """:meth:`_run` once the step ``fn`` of the packed ``group`` is
+        compiled, for an optimizer whose carry is its own state: the same
+        work as ``_prepare``, the call and ``_commit`` (keep them in step),
+        in fewer calls (a small model's step is mostly this host work)."""
+        cold = self._cold
+        hyperparams = self._step_hyperparams()
+        carry = type(cold)(None, None, (group.state,))
+        try:
+            if grads_first:
+                new, new_values, grad_buffers = fn(
+                    carry,
+                    [group.values],
+                    group.gradient_buffers(),
+                    *args,
+                    iterations=cold.iterations,
+                    hyperparams=hyperparams,
+                )
+                group.set_gradient_buffers(grad_buffers)
+            else:
+                new, new_values = fn(
+                    carry,
+                    [group.values],
+                    *args,
+                    iterations=cold.iterations,
+                    hyperparams=hyperparams,
+                )
+        except BaseException:
+            self._step_failed(mark)
+            raise
+        changed, full = new.hyperparams
+        if full is not None:
+            hyperparams = changed
+        elif changed:
+            hyperparams = {**hyperparams, **changed}
+        # `_commit`'s packed case (a packed group has no constraints to apply).
+        if "_hypers_made" not in self.__dict__:
+            self._create_hypers()
+        group.state = new.inner_state[0]
+        group.set_values(new_values[0])
+        self.__dict__["_cold"] = type(cold)(
+            new.iterations, hyperparams, self._cold.inner_state
+        )
+        return new.iterations  # never donated (see `scalars_apart`)
+
+    def _step_failed(self, mark: Any) -> None:
+        """Forgets what a step that raised may have left stale: the plans
+        (their indices may be forgotten) and, with ``mark``, the variables
+        the call registered."""
+        self.__dict__.pop("_apply_plan", None)
+        self.__dict__.pop("_minimize_plan", None)
+        if mark is not None:
+            self._registry_rollback(mark)
 
     def _compiled(self, make: Callable, key: Any, holes: bool, into: bool) -> Callable:
         """The jitted step of ``key``, built from ``make()`` the first time."""
@@ -182,9 +241,10 @@ class MinimizeMixin:
                 self._with_holes(make(), holes),
                 lambda c: self._carry_sub(c).iterations,
             )
-            donate = (0, 1)
+            donate = (0, 1)  # the carry and the values
             if into:
                 step, donate = packing_gradients(step), (0, 1, 2)
+            step = scalars_apart(step, self._carry_sub, self._carry_with_sub)
             fn = self._steps[key] = jax.jit(step, donate_argnums=donate)
         return fn
 
@@ -238,13 +298,21 @@ class MinimizeMixin:
         With ``unscale``, the step first unscales the gradients
         (``_unscale_traced``: Keras 3's ``LossScaleOptimizer.apply``).
         """
-        checked = gradient_pairs(grads_and_vars, stacklevel=4)
-        if checked is None:
-            return None
-        variables, grads = checked
         plan = self.__dict__.get("_apply_plan")
+        grads = None
+        if plan is not None:  # the same variables as last time: one pass
+            items = list(grads_and_vars)
+            grads = planned_gradients(items, plan.variables, plan.avals)
+            grads_and_vars = items
+        if grads is None:
+            checked = gradient_pairs(grads_and_vars, stacklevel=4)
+            if checked is None:
+                return None
+            variables, grads = checked
+            ids = tuple(map(id, variables))
+        else:
+            variables, ids = plan.variables, plan.ids
         config = self._config_key()
-        ids = tuple(map(id, variables))
         mark = None
         if (
             plan is None
@@ -253,6 +321,7 @@ class MinimizeMixin:
             or plan.config != config
             or plan.ids != ids
         ):
+            variables = list(variables)
             mark = self._registry_mark(variables)
             indices = self._register(variables)
             # The step passes the variables themselves to the gradient
@@ -269,15 +338,18 @@ class MinimizeMixin:
                 indices,
                 key,
                 {},
+                tuple(v._shape_dtype for v in variables),
             )
             self.__dict__["_apply_plan"] = plan
 
         def make():
+            stepped = list(plan.variables)
+
             def step(carry, values, grads):
                 self._traces += 1
                 if unscale:
                     grads = self._unscale_traced(carry, grads)
-                return self._apply_traced(carry, values, grads, variables, aggregate)
+                return self._apply_traced(carry, values, grads, stepped, aggregate)
 
             return step
 
@@ -521,21 +593,42 @@ class MinimizeMixin:
                 self._steps[("loss seen", loss)] = ran = True
             var_list = var_list()
         variables = [var_list] if isinstance(var_list, Variable) else list(var_list)
-        for v in variables:
-            check_var(v)
-        if not variables:  # tf-keras: the loss runs, nothing is stepped
-            if not ran:
-                loss()
-            return None
-        unique_variables(variables, "var_list")
-        seed = None if grad_loss is None else jnp.asarray(grad_loss)
-        # The step is traced with these variables bound (the loss reads them
-        # by identity), so it is compiled per variable list, not per shapes.
-        base = ("minimize", loss, _uids(variables), self._config_key(), seed is None)
-        self._remember_minimize(base, loss)
-        extras = self._steps.get(("extras", *base))
-        if extras is None:  # before registering: a loss that raises changes nothing
-            extras = self._steps[("extras", *base)] = unbound_reads(loss, variables)
+        config = self._config_key()
+        plan = self.__dict__.get("_minimize_plan")
+        if (
+            plan is not None
+            and plan.loss is loss
+            and plan.unseeded is (grad_loss is None)
+            and plan.config == config
+            and len(variables) == len(plan.variables)
+            and all(map(operator.is_, variables, plan.variables))
+            and MINIMIZE_CACHE_SIZE > 0
+        ):  # the last call's loss and variables (checked and registered then)
+            self.__dict__["_minimize_streak"] = (None, 0)  # `_remember_minimize`'s
+            base, indices, extras, mark = plan.base, plan.indices, plan.extras, None
+            steps = plan.steps
+            seed = None if grad_loss is None else jnp.asarray(grad_loss)
+        else:
+            self.__dict__.pop("_minimize_plan", None)
+            for v in variables:
+                check_var(v)
+            if not variables:  # tf-keras: the loss runs, nothing is stepped
+                if not ran:
+                    loss()
+                return None
+            unique_variables(variables, "var_list")
+            seed = None if grad_loss is None else jnp.asarray(grad_loss)
+            # The step is traced with these variables bound (the loss reads
+            # them by identity), so it is compiled per variable list, not per
+            # shapes.
+            base = ("minimize", loss, _uids(variables), config, grad_loss is None)
+            self._remember_minimize(base, loss)
+            extras = self._steps.get(("extras", *base))
+            if extras is None:  # before registering: a loss that raises changes nothing
+                extras = self._steps[("extras", *base)] = unbound_reads(loss, variables)
+            mark = self._registry_mark(variables)
+            indices = self._register(variables)
+            steps = {}
 
         def make():
             def step(carry, values, extra_values, seed):
@@ -554,7 +647,23 @@ class MinimizeMixin:
 
             return step
 
-        mark = self._registry_mark(variables)
-        indices = self._register(variables)
         extra_values = [jnp.array(v.value) for v in extras]
-        return self._run(base, make, indices, (extra_values, seed), mark=mark)
+        iterations = self._run(
+            base, make, indices, (extra_values, seed), steps=steps, mark=mark
+        )
+        self.__dict__["_minimize_plan"] = MinimizePlan(
+            loss,
+            tuple(variables),
+            config,
+            grad_loss is None,
+            base,
+            indices,
+            extras,
+            steps,
+        )
+        return iterations
+
+
+#: The base's ``_commit_carry``: an optimizer that keeps it steps its own
+#: ``OptimizerState`` (``_run_packed`` applies).
+_plain_commit = MinimizeMixin._commit_carry

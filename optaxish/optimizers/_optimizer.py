@@ -155,7 +155,8 @@ class Optimizer(
     in place. The numbers are the same either way; set ``opt.packing = False``
     to keep one array per variable. A second optimizer over variables another
     one packed takes them back (the other keeps its slots and steps that list
-    unpacked from then on).
+    unpacked while the second holds them, packing it again once the second
+    is gone or has unpacked them).
 
     Thread compatible, not thread-safe (as tf-keras): synchronize concurrent
     calls yourself.
@@ -403,20 +404,18 @@ class Optimizer(
     ) -> tuple[OptimizerState, list]:
         """The step inputs of variables ``indices``: their state and values.
 
-        The hyperparameter dict is copied (donation consumes its buffers) and
-        holds the current value of a callable learning rate. With ``hot``,
-        per-variable step counts may be holes (see ``_count_holes``). When the
-        variables can be kept packed (see ``_packing_mixin``), the state and
-        the values are their packed group's: one entry each (unless ``hot``
-        is False: then always one per variable).
+        The hyperparameter dict holds the current value of a callable
+        learning rate; it is the stored dict itself when ``hot`` (a step
+        does not donate it, see ``_minimize.scalars_apart``), else a
+        copy. With ``hot``, per-variable step counts may be holes (see
+        ``_count_holes``). When the variables can be kept packed (see
+        ``_packing_mixin``), the state and the values are their packed
+        group's: one entry each (unless ``hot`` is False: then always one per
+        variable).
         """
         group = self._hot_group(indices) if hot else self._cool(indices)
         cold = self._cold
-        hp = dict(cold.hyperparams)
-        if callable(self._lr_fn) and not isinstance(
-            self._lr_fn, schedules.LearningRateSchedule
-        ):
-            hp["learning_rate"] = f32(self._lr_fn())
+        hp = self._step_hyperparams(hot)
         if group is not None:
             return OptimizerState(cold.iterations, hp, (group.state,)), [group.values]
         if self._all_in_order(indices):  # the common case: the stored tuple
@@ -429,6 +428,17 @@ class Optimizer(
         return OptimizerState(cold.iterations, hp, inner), [
             self._vars[i]._value for i in indices
         ]
+
+    def _step_hyperparams(self, hot: bool = True) -> dict[str, jax.Array]:
+        """The hyperparameters a step starts from (see :meth:`_prepare`)."""
+        hp = self._cold.hyperparams
+        fn = self._lr_fn
+        if fn is not None and not isinstance(fn, schedules.LearningRateSchedule):
+            hp = dict(hp)
+            hp["learning_rate"] = f32(fn())
+        elif not hot:
+            hp = dict(hp)
+        return hp
 
     def _all_in_order(self, indices: list[int]) -> bool:
         """Whether ``indices`` are all the variables, in their order."""
@@ -450,8 +460,8 @@ class Optimizer(
             group = self._groups[tuple(indices)]
             group.state = new_sub.inner_state[0]
             group.set_values(new_values[0])
-            self._set_cold(
-                iterations=new_sub.iterations, hyperparams=new_sub.hyperparams
+            self.__dict__["_cold"] = OptimizerState(  # `_replace`, faster
+                new_sub.iterations, new_sub.hyperparams, self._cold.inner_state
             )
             return
         if self._all_in_order(indices):  # keep the step's tuple (see `_run`)

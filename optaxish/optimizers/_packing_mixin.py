@@ -23,10 +23,26 @@ from optaxish.optimizers._count_holes import drop_counts, fill_counts
 from optaxish.optimizers._packed_group import PackedGroup
 from optaxish.packing import Packed, is_packable
 
+#: ``_packable``'s mark of a list that another optimizer took back: not
+#: packed while that one holds it (see ``PackingMixin._take_back``).
+_TAKEN = object()
+
 
 def packed_step(values: Any) -> bool:
     """Whether a traced step's ``values`` are a packed group's."""
     return len(values) == 1 and isinstance(values[0], Packed)
+
+
+def _spread(value: Any) -> bool:
+    """Whether ``value`` lives on several devices (sharded or replicated).
+
+    A packed group keeps one flat buffer on one device and reads values
+    through the host: it would gather such a variable, and assigning to it
+    would not fit the group's buffer. Such variables step one array each,
+    keeping their sharding.
+    """
+    sharding = getattr(value, "sharding", None)
+    return sharding is not None and len(sharding.device_set) > 1
 
 
 class PackingMixin:
@@ -183,12 +199,34 @@ class PackingMixin:
         if not self._packing_allowed():
             return False
         # Cached per list: the rest depends only on things fixed at creation
-        # (variables' shapes and constraints, the core's kind).
+        # (variables' shapes and constraints, the core's kind), except while
+        # another optimizer holds the variables (see `_take_back`).
         cache = self.__dict__.setdefault("_packable", {})
         key = tuple(indices)
-        if key not in cache:
-            cache[key] = self._decide_packing(indices)
-        return cache[key]
+        known = cache.get(key)
+        if known is _TAKEN:
+            if self._held_elsewhere(indices):
+                return False
+            known = None  # let go of (dropped, or its group dissolved)
+        if known is None:
+            known = cache[key] = self._decide_packing(indices)
+        return known
+
+    def _held_elsewhere(self, indices: list[int]) -> bool:
+        """Whether another live optimizer keeps one of the variables
+        ``indices`` in one of its packed groups."""
+        for i in indices:
+            group = self._vars[i].__dict__.get("_store")
+            if group is None or group.owner is None:
+                continue
+            owner = group.owner()
+            if (
+                owner is not None
+                and owner is not self
+                and owner.__dict__.get("_groups", {}).get(group.indices) is group
+            ):
+                return True
+        return False
 
     def _decide_packing(self, indices: list[int]) -> bool:
         if len(indices) < 2:
@@ -196,7 +234,7 @@ class PackingMixin:
         size = 0
         for i in indices:
             var = self._vars[i]
-            if var.constraint is not None:
+            if var.constraint is not None or _spread(var._value):
                 return False
             size += int(np.prod(var.shape, dtype=np.int64))
         if size > self.packing_max_mean_size * len(indices):
@@ -213,9 +251,12 @@ class PackingMixin:
         a deep copy and its original) would otherwise step them through the
         first one's group, one read and one write per variable: 30x slower on
         eight small variables. The first optimizer then keeps that list
-        unpacked, so that two optimizers stepping the same variables in turn
-        do not re-pack on every switch: the one that packed last stays packed,
-        the other steps through its group.
+        unpacked while this one holds them, so that two optimizers stepping
+        the same variables in turn do not re-pack on every switch: the one
+        that packed last stays packed, the other steps through its group.
+        Once no other live optimizer holds them (this one was dropped, or
+        dissolved its group: ``get_slot``, a step over another list), the
+        first one packs the list again at its next step over it.
         """
         for i in indices:
             group = self._vars[i].__dict__.get("_store")
@@ -225,7 +266,7 @@ class PackingMixin:
             owned = owner is not None and owner._groups.get(group.indices) is group
             if owned:
                 owner._cool(list(group.indices), materialize=False)
-                owner.__dict__.setdefault("_packable", {})[group.indices] = False
+                owner.__dict__.setdefault("_packable", {})[group.indices] = _TAKEN
             else:  # its optimizer is gone: only the values matter
                 group.dissolve()
 
