@@ -551,7 +551,9 @@ def test_packed_state_refuses_a_checkpoint_of_another_layout(tmp_path, checkpoin
     # The buffers are named after the layout: the other layout's are not found.
     with pytest.raises(ValueError, match="not found"):
         checkpointer.restore(tmp_path / "packed", jax.eval_shape(tx.init, after))
-    restored = checkpointer.restore(tmp_path / "packed", jax.eval_shape(tx.init, before))
+    restored = checkpointer.restore(
+        tmp_path / "packed", jax.eval_shape(tx.init, before)
+    )
     _assert_identical(restored, tx.init(before))
 
 
