@@ -36,8 +36,9 @@ import optaxish as ox  # noqa: E402
 from optaxish.packing import pack, packed  # noqa: E402
 from tests.conformance import ALL, Entry  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
-warnings.simplefilter("ignore")
+if __name__ == "__main__":  # never in the test process (pytest imports modules)
+    jax.config.update("jax_enable_x64", True)
+    warnings.simplefilter("ignore")
 
 STEPS = 3
 TREES = ("f64", "f32", "mixed")

@@ -12,3 +12,7 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Scripts the tests run in a subprocess (they change process-wide settings:
+# x64, the device count); `--doctest-modules` must not import them here.
+collect_ignore_glob = ["_*_checks.py"]

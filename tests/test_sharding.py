@@ -19,16 +19,13 @@ We must be no worse: the test compares with optax live.
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import pytest
 
 from optaxish.packing import Layout, pack
+from tests._subprocess_report import run_report
 
 SCRIPT = pathlib.Path(__file__).with_name("_sharding_checks.py")
 MODES = ("Auto", "Explicit")
@@ -37,20 +34,8 @@ NEAREST = {"loss_scaling": "apply_if_finite"}
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
-    root = str(SCRIPT.parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, str(SCRIPT)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=root,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    # The script sets the device count itself, before importing jax.
+    return run_report(SCRIPT, {}, drop=("XLA_FLAGS",))
 
 
 def _core(report: dict):

@@ -16,11 +16,7 @@ to the variable's dtype (the literals below come from
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +24,7 @@ import numpy as np
 import pytest
 
 import optaxish as ox
+from tests._subprocess_report import run_report
 from tests.conformance import ALL
 
 SCRIPT = pathlib.Path(__file__).with_name("_x64_checks.py")
@@ -44,19 +41,7 @@ STATE_DIFFERS = {"monitor"}
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_X64="1")
-    root = str(SCRIPT.parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, str(SCRIPT)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=root,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = run_report(SCRIPT, {"JAX_ENABLE_X64": "1"})
     assert report["x64"] is True
     return report
 
