@@ -24,7 +24,7 @@ from optaxish._slot_index import (
     _rebox,
     _unbox,
 )
-from optaxish.packing._layout import Layout, Packed
+from optaxish.packing._layout import Layout, Packed, to_device
 
 
 def _child(node: Any, entry: Any) -> Any:
@@ -59,14 +59,6 @@ def _read(value: Packed, indices: list[int]) -> list[Any]:
     return [buffers[g][o : o + n].reshape(s) for g, o, n, s in at]
 
 
-def _placed_like(host: np.ndarray, buffer: jax.Array) -> jax.Array:
-    """``host`` on the device(s) of ``buffer``: replicated like it over
-    several devices, else uncommitted on the default one."""
-    if len(buffer.sharding.device_set) > 1:
-        return jax.device_put(host, buffer.sharding)
-    return jnp.array(host)
-
-
 def _read_one(layout: Layout, buffers: list, i: int) -> Any:
     """Leaf ``i``: its own buffer when sharded, else a slice of its buffer."""
     g, o, n, s = _leaf_at(layout, i)
@@ -98,7 +90,7 @@ def _write(value: Packed, indices: list[int], new: list[Any]) -> Packed:
         for (g, o, n, _), x in zip(at, new):
             hosts[g][o : o + n] = np.ravel(np.asarray(x, hosts[g].dtype))
         for g, host in hosts.items():
-            out[g] = _placed_like(host, buffers[g])
+            out[g] = to_device(host, buffers[g])
     else:
         for (g, o, _, _), x in zip(at, new):
             flat = jnp.ravel(jnp.asarray(x)).astype(out[g].dtype)

@@ -119,3 +119,10 @@ def test_bandwidth_table_reads_steps_against_the_nominal_peak():
     assert "3,350 GB/s" in with_peak
     line = next(x for x in with_peak.splitlines() if x.startswith("| single_100m"))
     assert line.replace(" ", "").endswith("|80%|40%|")  # 2680 and 1340 of 3350
+
+
+def test_facade_host_benchmark_runs():
+    # A few calls; the timings are reported in `benchmarks/`, never asserted.
+    out = _run_module("benchmarks.facade_host", "--calls", "20", "--repeats", "1")
+    for case in ("Adam apply", "Adam minimize", "LSO(Adam) apply", "SGD apply"):
+        assert f"| {case} |" in out.stdout, out.stdout

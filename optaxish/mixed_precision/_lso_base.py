@@ -20,17 +20,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optaxish._norm_hint import global_norm_known
 from optaxish._variable import Variable
-from optaxish.loss_scale import DynamicLossScale
-from optaxish.loss_scale._values import _norm_and_finite
 from optaxish.mixed_precision._lso_functional import (
     LossScaleFunctionalMixin,
-    cast_like,
+    guarded,
     skipped_state,
 )
 from optaxish.optimizers import Optimizer
 from optaxish.optimizers._checks import deepcopy_fresh_steps, refuse_under_trace
+from optaxish.optimizers._functional import copy_arrays
 from optaxish.optimizers._minimize import MinimizeMixin
 from optaxish.optimizers._slots_weights import CallableList
 
@@ -39,10 +37,6 @@ _EXAMPLE = """
         lambda w: opt.get_scaled_loss(loss_fn(w)))(var.value)
     (grads,) = opt.get_unscaled_gradients([grads])
     opt.apply_gradients([(grads, var)])"""
-
-
-def _copy(tree: Any) -> Any:
-    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
 
 
 def _scaling_warning(scaled: bool, unscaled: bool) -> None:
@@ -106,8 +100,8 @@ class LossScaleOptimizerBase(LossScaleFunctionalMixin, MinimizeMixin):
     def _setup(self, inner: Optimizer, loss_scale: Any) -> None:
         object.__setattr__(self, "_optimizer", inner)
         # Copies: the step donates these buffers.
-        self._loss_scale = _copy(loss_scale)
-        self._initial_loss_scale = _copy(loss_scale)  # for ``transformation``
+        self._loss_scale = copy_arrays(loss_scale)
+        self._initial_loss_scale = copy_arrays(loss_scale)  # for ``transformation``
         self._steps: dict[Any, Callable] = {}
         self._traces = 0
         self._loss_has_been_scaled = False
@@ -259,24 +253,17 @@ class LossScaleOptimizerBase(LossScaleFunctionalMixin, MinimizeMixin):
         sub, ls = carry
         inner = self._optimizer
 
-        def inner_step():
-            return inner._update_values(sub, values, grads, variables, aggregate)
-
-        if not isinstance(ls, DynamicLossScale):  # a fixed scale never skips
-            new_sub, new_values = inner_step()
-            return (new_sub, ls), list(new_values)
-        norm, finite = _norm_and_finite(grads)
-
-        def apply():
-            with global_norm_known(grads, norm):
-                new_sub, new_values = inner_step()
-            return cast_like(new_sub, sub), cast_like(list(new_values), values)
+        def run():
+            new_sub, new_values = inner._update_values(
+                sub, values, grads, variables, aggregate
+            )
+            return new_sub, list(new_values)
 
         def skip():
             return skipped_state(sub, self._skip_counts_iterations), list(values)
 
-        new_sub, new_values = jax.lax.cond(finite, apply, skip)
-        return (new_sub, ls.adjust(finite)), new_values
+        (new_sub, new_values), new_scale = guarded(ls, grads, run, skip)
+        return (new_sub, new_scale), new_values
 
     def _carry_sub(self, carry: Any) -> Any:
         return carry[0]

@@ -12,7 +12,7 @@ go into a user's own ``jax.jit`` step. The methods that are Keras 3's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -26,7 +26,12 @@ from optaxish.loss_scale import DynamicLossScale
 from optaxish.loss_scale._values import _norm_and_finite
 from optaxish.optimizers._checks import refuse_under_trace
 from optaxish.optimizers._count_holes import drop_counts, fill_counts
-from optaxish.optimizers._functional import gradient_list_pairs, loaded_copy
+from optaxish.optimizers._functional import (
+    copy_arrays,
+    gradient_list_pairs,
+    loaded_copy,
+    same_arrays,
+)
 
 
 class LossScaleOptimizerState(NamedTuple):
@@ -45,18 +50,6 @@ class LossScaleOptimizerState(NamedTuple):
     loss_scale: Any
 
 
-def _copy(tree: Any) -> Any:
-    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
-
-
-def _same_arrays(a: Any, b: Any) -> bool:
-    """Whether two pytrees have one structure and leaves of one shape and dtype."""
-    return jax.tree.structure(a) == jax.tree.structure(b) and all(
-        jnp.shape(x) == jnp.shape(y) and jnp.result_type(x) == jnp.result_type(y)
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
-    )
-
-
 def skipped_state(sub: Any, counts_skips: bool) -> Any:
     """The inner ``OptimizerState`` after a skipped step: as it was, but for
     ``iterations`` + 1 under tf-keras' rule, with the per-variable step
@@ -68,11 +61,28 @@ def skipped_state(sub: Any, counts_skips: bool) -> Any:
     return sub._replace(iterations=it, inner_state=inner)
 
 
-def cast_like(new: Any, old: Any) -> Any:
-    """``new`` with ``old``'s dtypes (both ``lax.cond`` branches must agree)."""
-    return jax.tree.map(
-        lambda n, o: jnp.asarray(n).astype(jnp.asarray(o).dtype), new, old
-    )
+def guarded(ls: Any, grads: Any, run: Callable, skip: Callable) -> tuple[Any, Any]:
+    """``(run() or skip(), new loss scale)``: the loss-scale rule around a step.
+
+    Under a dynamic ``ls``, ``run`` goes under ``lax.cond`` when ``grads``
+    are all finite (with their global norm known, so that clipping inside
+    reuses the check's reduction), its outputs cast to ``skip``'s dtypes, and
+    ``skip`` otherwise; the scale is then adjusted. A fixed scale never
+    skips. Shared by the stateful step and :meth:`transformation`.
+    """
+    if not isinstance(ls, DynamicLossScale):
+        return run(), ls
+    leaves = jax.tree.leaves(grads)
+    norm, finite = _norm_and_finite(leaves)
+
+    def apply():
+        with global_norm_known(leaves, norm):
+            out = run()
+        return jax.tree.map(
+            lambda x, s: jnp.asarray(x).astype(s.dtype), out, jax.eval_shape(skip)
+        )
+
+    return jax.lax.cond(finite, apply, skip), ls.adjust(finite)
 
 
 class LossScaleFunctionalMixin:
@@ -147,12 +157,14 @@ class LossScaleFunctionalMixin:
           >>> int(state.inner.iterations), float(state.loss_scale.loss_scale)
           (0, 32768.0)
         """
-        return LossScaleOptimizerState(self._optimizer.state, _copy(self._loss_scale))
+        return LossScaleOptimizerState(
+            self._optimizer.state, copy_arrays(self._loss_scale)
+        )
 
     @state.setter
     def state(self, value: Any) -> None:
         refuse_under_trace("optimizer.state = ...")
-        if not isinstance(value, LossScaleOptimizerState) or not _same_arrays(
+        if not isinstance(value, LossScaleOptimizerState) or not same_arrays(
             value.loss_scale, self._loss_scale
         ):
             raise ValueError(
@@ -268,34 +280,27 @@ class LossScaleFunctionalMixin:
           Array([0.5, 1. ], dtype=float32)
         """
         inner_tx = self._optimizer.transformation()
-        initial = _copy(self._initial_loss_scale)
+        initial = copy_arrays(self._initial_loss_scale)
         counts_skips = self._skip_counts_iterations
 
         def init_fn(params: Any) -> LossScaleOptimizerState:
-            return LossScaleOptimizerState(inner_tx.init(params), _copy(initial))
+            return LossScaleOptimizerState(inner_tx.init(params), copy_arrays(initial))
 
         def update_fn(updates: Any, state: Any, params: Any = None, **extra: Any):
             del extra
             ls = state.loss_scale
             grads = ls.unscale(updates)
-            if not isinstance(ls, DynamicLossScale):  # a fixed scale never skips
-                steps, new_inner = inner_tx.update(grads, state.inner, params)
-                return steps, LossScaleOptimizerState(new_inner, ls)
-            leaves = jax.tree.leaves(grads)
-            norm, finite = _norm_and_finite(leaves)
 
-            def apply():
-                with global_norm_known(leaves, norm):
-                    steps, new_inner = inner_tx.update(grads, state.inner, params)
-                return steps, cast_like(new_inner, state.inner)
-
-            shapes = jax.eval_shape(apply)[0]
+            def run():
+                return inner_tx.update(grads, state.inner, params)
 
             def skip():
-                steps = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+                steps = jax.tree.map(
+                    lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(run)[0]
+                )
                 return steps, skipped_state(state.inner, counts_skips)
 
-            steps, new_inner = jax.lax.cond(finite, apply, skip)
-            return steps, LossScaleOptimizerState(new_inner, ls.adjust(finite))
+            (steps, new_inner), new_scale = guarded(ls, grads, run, skip)
+            return steps, LossScaleOptimizerState(new_inner, new_scale)
 
         return GradientTransformationExtraArgs(init_fn, update_fn)

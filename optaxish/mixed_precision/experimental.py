@@ -16,8 +16,9 @@ from optaxish.mixed_precision._loss_scale_optimizer import (
     deserialize_optimizer,
     serialize_optimizer,
 )
-from optaxish.mixed_precision._lso_base import LossScaleOptimizerBase, _copy
+from optaxish.mixed_precision._lso_base import LossScaleOptimizerBase
 from optaxish.optimizers import Optimizer
+from optaxish.optimizers._functional import copy_arrays
 
 
 def _resolve(loss_scale: Any) -> LossScale:
@@ -98,7 +99,7 @@ class LossScaleOptimizer(LossScaleOptimizerBase):
     @property
     def loss_scale(self) -> LossScale:
         """The current loss-scale value (a copy); ``.loss_scale`` is the scale."""
-        return _copy(self._loss_scale)
+        return copy_arrays(self._loss_scale)
 
     def get_slot(self, var: Any, slot_name: str) -> Any:
         """Raises ``AttributeError``, as TF 2.2."""

@@ -23,8 +23,17 @@ from optaxish._variable import Variable
 from optaxish.optimizers._checks import refuse_under_trace
 
 
-def _copy(tree: Any) -> Any:
+def copy_arrays(tree: Any) -> Any:
+    """``tree`` with every leaf a copy (a step donates the stored buffers)."""
     return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
+def same_arrays(a: Any, b: Any) -> bool:
+    """Whether two pytrees have one structure and leaves of one shape and dtype."""
+    return jax.tree.structure(a) == jax.tree.structure(b) and all(
+        jnp.shape(x) == jnp.shape(y) and jnp.result_type(x) == jnp.result_type(y)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
 
 
 def _loaded(x: Any) -> jax.Array:
@@ -144,17 +153,13 @@ class FunctionalMixin:
           (0, ['beta_1', 'beta_2', 'decay', 'learning_rate'])
         """
         sub, _ = self._prepare(list(range(len(self._vars))), hot=False)
-        return _copy(sub)
+        return copy_arrays(sub)
 
     @state.setter
     def state(self, value: Any) -> None:
         refuse_under_trace("optimizer.state = ...")
         current = self._state
-        same = jax.tree.structure(value) == jax.tree.structure(current) and all(
-            jnp.shape(a) == jnp.shape(b) and jnp.result_type(a) == jnp.result_type(b)
-            for a, b in zip(jax.tree.leaves(value), jax.tree.leaves(current))
-        )
-        if not same:
+        if not same_arrays(value, current):
             raise ValueError(
                 f"The state assigned to optimizer {self._name} must have the "
                 "structure, shapes and dtypes of `optimizer.state`. Received: "
@@ -313,7 +318,7 @@ class FunctionalMixin:
             core = self._core(hyperparams["learning_rate"], hyperparams)
             leaves = jax.tree.leaves(params)
             inner = tuple(core.init(jnp.asarray(p)) for p in leaves)
-            return make_state(jnp.zeros([], jnp.int32), _copy(hyperparams), inner)
+            return make_state(jnp.zeros([], jnp.int32), copy_arrays(hyperparams), inner)
 
         def update_fn(updates: Any, state: Any, params: Any = None, **extra: Any):
             del extra

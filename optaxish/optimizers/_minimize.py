@@ -33,6 +33,8 @@ from optaxish.optimizers._packing_mixin import packed_step
 from optaxish.optimizers._step_plumbing import (
     ApplyPlan,
     MinimizePlan,
+    call_step,
+    merged_hyperparams,
     packing_gradients,
     scalars_apart,
     scalars_out,
@@ -136,34 +138,15 @@ class MinimizeMixin:
             sub = self._carry_sub(carry)
             hyperparams = sub.hyperparams
             carry = self._carry_with_sub(carry, scalars_out(sub))
-            if into:
-                group = self._packed_group(indices)
-                new_carry, new_values, grad_buffers = fn(
-                    carry,
-                    values,
-                    group.gradient_buffers(),
-                    *args,
-                    iterations=sub.iterations,
-                    hyperparams=hyperparams,
-                )
-                group.set_gradient_buffers(grad_buffers)
-            else:
-                new_carry, new_values = fn(
-                    carry,
-                    values,
-                    *args,
-                    iterations=sub.iterations,
-                    hyperparams=hyperparams,
-                )
+            group = self._packed_group(indices) if into else None
+            new_carry, new_values = call_step(
+                fn, carry, values, args, group, sub.iterations, hyperparams
+            )
         except BaseException:
             self._step_failed(mark)
             raise
         new_sub = self._carry_sub(new_carry)
-        changed, full = new_sub.hyperparams
-        if full is not None:
-            hyperparams = changed
-        elif changed:
-            hyperparams = {**hyperparams, **changed}
+        hyperparams = merged_hyperparams(new_sub.hyperparams, hyperparams)
         new_carry = self._carry_with_sub(
             new_carry, with_hyperparams(new_sub, hyperparams)
         )
@@ -188,32 +171,19 @@ class MinimizeMixin:
         hyperparams = self._step_hyperparams()
         carry = type(cold)(None, None, (group.state,))
         try:
-            if grads_first:
-                new, new_values, grad_buffers = fn(
-                    carry,
-                    [group.values],
-                    group.gradient_buffers(),
-                    *args,
-                    iterations=cold.iterations,
-                    hyperparams=hyperparams,
-                )
-                group.set_gradient_buffers(grad_buffers)
-            else:
-                new, new_values = fn(
-                    carry,
-                    [group.values],
-                    *args,
-                    iterations=cold.iterations,
-                    hyperparams=hyperparams,
-                )
+            new, new_values = call_step(
+                fn,
+                carry,
+                [group.values],
+                args,
+                group if grads_first else None,
+                cold.iterations,
+                hyperparams,
+            )
         except BaseException:
             self._step_failed(mark)
             raise
-        changed, full = new.hyperparams
-        if full is not None:
-            hyperparams = changed
-        elif changed:
-            hyperparams = {**hyperparams, **changed}
+        hyperparams = merged_hyperparams(new.hyperparams, hyperparams)
         # `_commit`'s packed case (a packed group has no constraints to apply).
         if "_hypers_made" not in self.__dict__:
             self._create_hypers()

@@ -406,7 +406,7 @@ class Optimizer(
 
         The hyperparameter dict holds the current value of a callable
         learning rate; it is the stored dict itself when ``hot`` (a step
-        does not donate it, see ``_minimize.scalars_apart``), else a
+        does not donate it, see ``_step_plumbing.scalars_apart``), else a
         copy. With ``hot``, per-variable step counts may be holes (see
         ``_count_holes``). When the variables can be kept packed (see
         ``_packing_mixin``), the state and the values are their packed

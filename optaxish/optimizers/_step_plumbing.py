@@ -126,3 +126,40 @@ class MinimizePlan(NamedTuple):
     indices: list[int]
     extras: list
     steps: dict  # the compiled steps of `base` by packing
+
+
+def call_step(
+    fn: Callable,
+    carry: Any,
+    values: list,
+    args: tuple,
+    group: Any,
+    iterations: Any,
+    hyperparams: dict,
+) -> tuple[Any, list]:
+    """Calls a compiled step with ``iterations`` and ``hyperparams`` apart
+    (see :func:`scalars_apart`); with a packed ``group``, the step also takes
+    and returns its donated gradient buffers (see :func:`packing_gradients`).
+    Returns ``(new carry, new values)``."""
+    if group is None:
+        return fn(carry, values, *args, iterations=iterations, hyperparams=hyperparams)
+    new_carry, new_values, buffers = fn(
+        carry,
+        values,
+        group.gradient_buffers(),
+        *args,
+        iterations=iterations,
+        hyperparams=hyperparams,
+    )
+    group.set_gradient_buffers(buffers)
+    return new_carry, new_values
+
+
+def merged_hyperparams(returned: tuple, given: dict) -> dict:
+    """The hyperparameters after a step: ``given`` with the entries the step
+    changed, from the ``(changed, full)`` pair it returned (see
+    :func:`scalars_apart`)."""
+    changed, full = returned
+    if full is not None:
+        return changed
+    return {**given, **changed} if changed else given

@@ -219,7 +219,7 @@ def _unsharded(leaf: Any) -> Any:
     return jax.sharding.reshard(leaf, jax.sharding.PartitionSpec())
 
 
-def _to_device(host: Any, like: Any) -> Any:
+def to_device(host: Any, like: Any) -> Any:
     """``host`` as a device array, replicated like ``like`` when that is
     replicated over several devices (else on the default device)."""
     if not _replicated(like):
@@ -295,7 +295,7 @@ class Packed:
             return [
                 jnp.array(x, copy=True)
                 if g in layout.sharded
-                else _to_device(x, buffers[g])
+                else to_device(x, buffers[g])
                 for x, g in zip(_slices(layout, hosts), layout.groups)
             ]
         if all(jnp.issubdtype(d, jnp.inexact) for d in layout.dtypes):

@@ -14,13 +14,6 @@ from optaxish._errors import check_same_shapes
 from optaxish.transforms._adaptive_utils import check_range
 
 
-def _cast_as(x: Any, like: Any) -> Any:
-    """``x`` in the dtype of ``like`` (``None`` stays ``None``)."""
-    if x is None:
-        return None
-    return x.astype(jnp.result_type(like))
-
-
 class TraceState(NamedTuple):
     """State of :func:`trace`.
 
@@ -91,7 +84,7 @@ def trace(
         )
         # A wider buffer (float64 in x64 mode, float32 for bf16 params) must
         # not promote the updates: they keep the gradient's dtype.
-        out = jax.tree.map(_cast_as, out, updates, is_leaf=lambda x: x is None)
+        out = tree.cast_like(out, updates)
         return out, TraceState(trace=tree.cast(new_trace, accumulator_dtype))
 
     return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
@@ -154,7 +147,7 @@ def ema(
         out = tree.bias_correction(new_ema, decay, count) if debias else new_ema
         # The average may be wider than the updates (`accumulator_dtype`):
         # the output keeps the updates' dtype.
-        out = jax.tree.map(_cast_as, out, updates, is_leaf=lambda x: x is None)
+        out = tree.cast_like(out, updates)
         return out, EmaState(count=count, ema=tree.cast(new_ema, accumulator_dtype))
 
     return mark_elementwise(GradientTransformationExtraArgs(init_fn, update_fn))
