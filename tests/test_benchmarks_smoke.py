@@ -126,3 +126,11 @@ def test_facade_host_benchmark_runs():
     out = _run_module("benchmarks.facade_host", "--calls", "20", "--repeats", "1")
     for case in ("Adam apply", "Adam minimize", "LSO(Adam) apply", "SGD apply"):
         assert f"| {case} |" in out.stdout, out.stdout
+
+
+def test_facade_exclusions_benchmark_runs():
+    # Timings are reported in `benchmarks/README.md`, never asserted; the
+    # packed and unpacked exempt sides must agree.
+    out = _run_module("benchmarks.facade_exclusions", "--shapes", "mlp", "--reps", "1")
+    assert "mlp: max relative difference" in out.stdout, out.stdout
+    assert "1-D exempt / none exempt" in out.stdout, out.stdout
