@@ -35,6 +35,7 @@ constant, which the facade must treat as a reason to bind it too.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import operator
 import threading
@@ -78,6 +79,7 @@ def _stack() -> list[_BindScope]:
     return _LOCAL.stack
 
 
+@functools.lru_cache(maxsize=64)
 def _kind(dtype: Any) -> int | None:
     """Rank of a dtype's kind: bool < integer < floating < complex."""
     if dtype == np.bool_:
@@ -86,6 +88,29 @@ def _kind(dtype: Any) -> int | None:
         if jnp.issubdtype(dtype, kind):
             return rank + 1
     return None
+
+
+# NumPy's own dtypes: a cast between two of them rounds once, to nearest even.
+_HOST_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8)
+    + (np.uint16, np.uint32, np.uint64, np.float32, np.float64, np.complex64)
+    + (np.complex128,)
+)
+
+
+def _casts_on_host(src: Any, dtype: Any) -> bool:
+    """Whether NumPy may cast ``src`` data to ``dtype`` before the transfer:
+    both NumPy's own dtypes, and ``dtype`` one that JAX keeps as it is (not a
+    64-bit dtype with x64 off, which JAX would narrow)."""
+    if dtype is None:
+        return False
+    target = np.dtype(dtype)
+    return (
+        np.dtype(src) in _HOST_DTYPES
+        and target in _HOST_DTYPES
+        and jax.dtypes.canonicalize_dtype(target) == target
+    )
 
 
 def _short(value: Any) -> str:
@@ -296,6 +321,14 @@ class Variable:
             return jax.lax.convert_element_type(array, dtype or src)
         if dtype is None and isinstance(array, jax.Array):
             dtype = src  # Drops a weak type: a variable's dtype is fixed.
+        elif isinstance(array, np.ndarray):
+            # Overflow gives inf, as in XLA and tf, with no NumPy warning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                if not _casts_on_host(src, dtype):
+                    return jnp.array(array, dtype=dtype, copy=True)
+                # NumPy rounds as XLA's convert does, and a transfer without
+                # a dtype skips a device-side convert: half an assign's time.
+                return jnp.array(array.astype(dtype, copy=False), copy=True)
         # A fresh buffer: the facade may donate it, the caller keeps theirs.
         return jnp.array(array, dtype=dtype, copy=True)
 

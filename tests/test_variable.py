@@ -410,3 +410,46 @@ def test_copies_are_new_boxes():
         assert clone._unique_id != v._unique_id
         clone.assign([3.0, 4.0])
         np.testing.assert_array_equal(v.numpy(), [1.0, 2.0])
+
+
+_HOST_PAIRS = [
+    (np.float64, "float32"),
+    (np.float32, "float32"),
+    (np.int64, "int32"),
+    (np.int64, "float32"),
+    (np.int32, "float32"),
+    (np.bool_, "float32"),
+    (np.bool_, "int32"),
+    (np.uint8, "int32"),
+    (np.float32, "complex64"),
+    (np.float64, "float16"),  # JAX's own convert (NumPy would round once)
+    (np.float32, "bfloat16"),
+]
+
+
+@pytest.mark.parametrize(("src", "target"), _HOST_PAIRS)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_assign_from_numpy_matches_a_device_convert(src, target, data):
+    # NumPy data cast on the host before the transfer: the same numbers, dtype
+    # and shape as JAX's convert of the same data, in a buffer of its own.
+    if np.issubdtype(src, np.floating):
+        values = st.floats(width=32 if src == np.float32 else 64)  # inf, nan too
+    elif src == np.bool_:
+        values = st.booleans()
+    else:
+        info = np.iinfo(src if src != np.int64 else np.int32)
+        values = st.integers(int(info.min), int(info.max))
+    host = np.asarray(data.draw(st.lists(values, min_size=3, max_size=3)), src)
+    var = Variable(jnp.zeros(3, target))
+    var.assign(host)  # no overflow warning (pytest turns warnings into errors)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = jax.lax.convert_element_type(jnp.asarray(host), jnp.dtype(target))
+    assert var.dtype == jnp.dtype(target) and var.shape == (3,)
+    wide = np.complex128 if target == "complex64" else np.float64
+    np.testing.assert_array_equal(
+        np.asarray(var.value).astype(wide), np.asarray(expected).astype(wide)
+    )
+    before = np.asarray(var.value).copy()
+    host[...] = host[::-1]  # the caller's array is theirs: no shared memory
+    np.testing.assert_array_equal(np.asarray(var.value), before)

@@ -82,16 +82,15 @@ def train_facade(
         dynamic_growth_steps=growth_steps,
     )
     bar = Progress(steps, label="facade     ", stream=stream)
-    scale, skipped = opt.initial_scale, 0
+    # The scale after each step, as device scalars: reading one as a number
+    # would wait for its step, and the host would no longer run ahead.
+    scales: list[jax.Array] = []
 
     def step(i: int) -> None:
-        nonlocal scale, skipped
         x_batch.assign(xs[i])
         y_batch.assign(ys[i])
         opt.minimize(loss, var_list)
-        new_scale = float(opt.loss_scale)
-        skipped += new_scale < scale  # a skipped step halves the scale
-        scale = new_scale
+        scales.append(opt.loss_scale)
 
     step(0)  # compiles the step
     float(loss())  # and the eager ops of the progress bar's loss
@@ -99,17 +98,20 @@ def train_facade(
     for i in range(1, steps):
         step(i)
         if (i + 1) % REPORT_EVERY == 0 or i == steps - 1:
-            bar.update(i + 1, loss=float(loss()), scale=int(scale))
+            bar.update(i + 1, loss=float(loss()), scale=int(scales[-1]))
     jax.block_until_ready(var_list[0].value)
     elapsed = time.perf_counter() - start
     bar.close()
+    history = np.asarray(jax.device_get(scales))
+    # A skipped step halves the scale; nothing else lowers it.
+    skipped = int(np.sum(np.diff(history, prepend=opt.initial_scale) < 0))
     final = values()
     xj, yj = jnp.asarray(x), jnp.asarray(y)
     return {
         "loss": float(cross_entropy(final, xj, yj)),
         "accuracy": accuracy(final, xj, yj),
         "steps_per_second": (steps - 1) / max(elapsed, 1e-9),
-        "loss_scale": scale,
+        "loss_scale": float(history[-1]),
         "skipped": skipped,
         "traces": opt._traces,
     }

@@ -617,7 +617,7 @@ class MinimizeMixin:
 
             return step
 
-        extra_values = [jnp.array(v.value) for v in extras]
+        extra_values = [v.value for v in extras]  # not donated: no copy
         iterations = self._run(
             base, make, indices, (extra_values, seed), steps=steps, mark=mark
         )
