@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SHAPES = ROOT.parent / "shared" / "bench" / "shapes.py"
@@ -134,3 +137,14 @@ def test_facade_exclusions_benchmark_runs():
     out = _run_module("benchmarks.facade_exclusions", "--shapes", "mlp", "--reps", "1")
     assert "mlp: max relative difference" in out.stdout, out.stdout
     assert "1-D exempt / none exempt" in out.stdout, out.stdout
+
+
+def test_native_adam_experiment_builds_runs_and_agrees_with_optax():
+    # The C++ kernel is an experiment built with the system's compiler; its
+    # parameters must match optax's within float32 rounding.
+    if shutil.which(os.environ.get("CXX", "g++")) is None:
+        pytest.skip("no C++ compiler to build benchmarks/native/fused_adam.cc")
+    out = _run_module("benchmarks.native_adam", "--shapes", "mlp", "--reps", "2")
+    diffs = re.findall(r"fused C\+\+ .* max rel diff (\S+)", out.stdout)
+    assert len(diffs) == 1, out.stdout
+    assert float(diffs[0]) < 1e-6, out.stdout
