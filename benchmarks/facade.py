@@ -11,6 +11,8 @@ one variable per leaf, time per step of:
   (packed storage, the default: one buffer per dtype, packed slots);
 - ``facade apply (unpacked)``: the same with ``opt.packing = False`` (one
   array per variable and per slot);
+- ``facade apply (XLA loops)``: packed, with the native one-pass kernel off
+  (XLA:CPU's three loops; see ``optaxish/_native``);
 - ``optax jit``: a hand-written ``jax.jit`` step of optax's own
   ``optax.adam(1e-3)`` (``update`` + ``apply_updates``, donated), the
   reference library's fastest plain form;
@@ -79,14 +81,15 @@ REF = "jit core"
 REF_MIN = "jit core+grad"
 OURS = ("facade apply", "facade minimize")
 UNPACKED = "facade apply (unpacked)"
-FACADES = (OURS[0], UNPACKED, OURS[1])
+XLA_LOOPS = "facade apply (XLA loops)"
+FACADES = (OURS[0], UNPACKED, XLA_LOOPS, OURS[1])
 OPTAX = "optax jit"
 KERAS = "keras eager"
 NNX = ("nnx eager", "nnx jit")
 OPTAX_FORM = (*NNX, OPTAX)  # sides following optax's eps-inside form
 EAGER = (KERAS, NNX[0])  # compile one program per op and leaf shape
 AGREE_RTOL = 1e-6  # facade sides against jit core
-SIDE_NAMES = [REF, OURS[0], UNPACKED, REF_MIN, OURS[1], OPTAX, KERAS, *NNX]
+SIDE_NAMES = [REF, OURS[0], UNPACKED, XLA_LOOPS, REF_MIN, OURS[1], OPTAX, KERAS, *NNX]
 
 
 def _log(msg: str) -> None:
@@ -163,12 +166,18 @@ def jit_core_side(params_np: list, grads: list, with_grad: bool) -> Side:
 
 
 def facade_side(
-    params_np: list, grads: list, minimize: bool, packing: bool = True
+    params_np: list,
+    grads: list,
+    minimize: bool,
+    packing: bool = True,
+    native: bool = True,
 ) -> Side:
     values = H.tree_to_device(params_np)
     variables = [optaxish.Variable(v, name=f"v{i}") for i, v in enumerate(values)]
     opt = Adam(LR)
     opt.packing = packing
+    if not native:
+        opt._native_kernel = None  # XLA's loops for the packed step
     pairs_grads = list(grads)
 
     def loss():
@@ -299,6 +308,7 @@ def build_sides(params_np: list, grads: list, skip: set[str]) -> dict[str, Side]
         REF: lambda: jit_core_side(params_np, grads, with_grad=False),
         OURS[0]: lambda: facade_side(params_np, grads, minimize=False),
         UNPACKED: lambda: facade_side(params_np, grads, minimize=False, packing=False),
+        XLA_LOOPS: lambda: facade_side(params_np, grads, minimize=False, native=False),
         OPTAX: lambda: optax_side(params_np, grads),
         REF_MIN: lambda: jit_core_side(params_np, grads, with_grad=True),
         OURS[1]: lambda: facade_side(params_np, grads, minimize=True),
@@ -492,17 +502,20 @@ def render(result: dict) -> str:
         "facade / jit core ≤ 1.15; facade / Keras and facade / nnx < 1.",
         "",
         "| shape | apply / jit core | unpacked / jit core | apply / unpacked "
-        "| minimize / jit core+grad | apply / optax jit | apply / keras eager "
-        "| apply / nnx eager | apply / nnx jit | minimize / nnx jit |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| apply / XLA loops | minimize / jit core+grad | apply / optax jit "
+        "| minimize / optax jit | apply / keras eager | apply / nnx eager "
+        "| apply / nnx jit | minimize / nnx jit |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         cells = [
             _ratio_cell(r, OURS[0], REF, iqr=True),
             _ratio_cell(r, UNPACKED, REF, iqr=True),
             _ratio_cell(r, OURS[0], UNPACKED, iqr=True),
+            _ratio_cell(r, OURS[0], XLA_LOOPS, iqr=True),
             _ratio_cell(r, OURS[1], REF_MIN, iqr=True),
             _ratio_cell(r, OURS[0], OPTAX, iqr=True),
+            _ratio_cell(r, OURS[1], OPTAX, iqr=True),
             _ratio_cell(r, OURS[0], KERAS),
             _ratio_cell(r, OURS[0], NNX[0]),
             _ratio_cell(r, OURS[0], NNX[1], iqr=True),

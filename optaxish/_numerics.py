@@ -7,6 +7,7 @@ and root-mean-squares are real.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -103,3 +104,62 @@ def one_minus_pow(
       0.75
     """
     return 1 - decay**count
+
+
+class LeafScalars:
+    """Scalars shared by the leaves of one update, widened for float64 leaves.
+
+    ``compute(dtype)`` returns the scalars (an array or a tuple of arrays):
+    with ``dtype=None`` from its inputs as they are, else from its inputs cast
+    to ``dtype``. :meth:`like` gives a leaf the scalars computed once with
+    ``None`` (the same program as computing them directly), except for a leaf
+    whose real dtype is 64-bit while those scalars are narrower (float32
+    hyperparameters, as the Keras-style optimizers pass them): it gets them
+    computed again in float64 from the inputs cast to float64, once per
+    update. A bias correction rounded to float32 would leave a float64 step
+    ~1e-8 off; tf-keras likewise casts its float32 hyperparameters to each
+    variable's dtype before computing them. Leaves of at most 32 bits always
+    get the first scalars, whatever their dtype.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optaxish._numerics import LeafScalars
+      >>> decay = jnp.asarray(0.9, jnp.float32)
+      >>> s = LeafScalars(lambda dt: 1 - (decay if dt is None else decay.astype(dt)))
+      >>> s.like(jnp.zeros(2, jnp.bfloat16)) is s.like(jnp.zeros(2)) is s.base
+      True
+    """
+
+    def __init__(self, compute: Any, precision: Any = None) -> None:
+        """``precision``: the dtype the first scalars are computed in, when
+        narrower than their own dtype (a float64 ``b1`` times a float32 power
+        is float32-precise)."""
+        self._compute = compute
+        self.base = compute(None)
+        if precision is None:
+            precision = jnp.result_type(*jax.tree.leaves(self.base))
+        self._dtype = jnp.dtype(precision)
+        self._wide: dict[Any, Any] = {}
+
+    def like(self, x: Any) -> Any:
+        """The scalars for leaf ``x`` (an array, or anything with a dtype)."""
+        dtype = getattr(x, "dtype", None)  # a Python number gets the first ones
+        if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
+            return self.base
+        dtype = jnp.promote_types(self._dtype, jnp.finfo(dtype).dtype)
+        if dtype == self._dtype or jnp.finfo(dtype).bits <= 32:
+            return self.base
+        if dtype not in self._wide:
+            self._wide[dtype] = self._compute(dtype)
+        return self._wide[dtype]
+
+
+def cast_to(x: Any, dtype: Any) -> Any:
+    """``x`` as it is for ``dtype=None``, else as a ``dtype`` array (for the
+    ``compute`` of :class:`LeafScalars`)."""
+    return x if dtype is None else jnp.asarray(x).astype(dtype)
+
+
+def bits(dtype: Any) -> int:
+    """The width of an inexact ``dtype``'s real part (``complex128``: 64)."""
+    return jnp.finfo(dtype).bits

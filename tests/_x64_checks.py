@@ -432,6 +432,89 @@ def _packing_case(kind: str) -> dict[str, Any]:
     )
 
 
+# ------------------------------------------------- float32 hyperparameters
+
+
+def _scalar_transforms(h: Callable[[float], Any]) -> dict[str, Any]:
+    """The transformations whose shared scalars (bias corrections, Nadam's
+    schedule) are computed per leaf precision, with hyperparameters ``h(x)``."""
+    b1, b2 = h(0.9), h(0.999)
+    return {
+        "adam": ox.scale_by_adam(b1, b2),
+        "adam_epsilon_hat": ox.scale_by_adam(b1, b2, 1e-7, epsilon_hat=True),
+        "amsgrad_epsilon_hat": ox.scale_by_adam(
+            b1, b2, 1e-7, epsilon_hat=True, amsgrad=True
+        ),
+        "amsgrad": ox.scale_by_amsgrad(b1, b2),
+        "adamax": ox.scale_by_adamax(b1, b2, 1e-7, eps_in_max=False),
+        "nadam_scheduled": ox.scale_by_adam(
+            b1, b2, 1e-7, nesterov=True, momentum_schedule_decay=0.004
+        ),
+    }
+
+
+def _wide_product(state: Any) -> Any:
+    """Nadam's momentum product in float64, as the Keras-style ``Nadam``
+    keeps it for a float64 first variable (a float32 one would round the
+    float64 leaves' schedule to float32 at every step)."""
+    if hasattr(state, "mu_product"):
+        return state._replace(mu_product=state.mu_product.astype(jnp.float64))
+    return state
+
+
+def _scalar_updates(h: Callable[[float], Any], kind: str) -> tuple[dict, dict]:
+    """Each transformation's last updates after ``STEPS`` jitted steps on
+    ``kind`` params (one program), and its update's count of ``power`` ops."""
+    txs = _scalar_transforms(h)
+    params = make_params(kind, 0)
+
+    def run(states, t):
+        grads = jax.tree.map(lambda p: p * t.astype(p.dtype), params)
+        res = {k: tx.update(grads, states[k], params) for k, tx in txs.items()}
+        return {k: r[1] for k, r in res.items()}, {k: r[0] for k, r in res.items()}
+
+    states = {k: _wide_product(tx.init(params)) for k, tx in txs.items()}
+    step = jax.jit(run)
+    for t in range(1, STEPS + 1):
+        states, updates = step(states, jnp.asarray(t))
+    powers = {
+        k: jax.jit(tx.update).lower(params, tx.init(params), params).as_text()
+        for k, tx in txs.items()
+    }
+    return updates, {k: text.count("stablehlo.power") for k, text in powers.items()}
+
+
+def check_leaf_scalars() -> dict[str, Any]:
+    """float32 hyperparameter arrays (as the Keras-style optimizers pass
+    them): a float64 leaf gets its scalars in float64, from the float32
+    values cast to float64; a float32 leaf gets the float32 scalars, next to
+    float64 leaves or not (its numbers agree with a float32 tree's to an ulp:
+    XLA turns a division by a scalar that only one leaf uses into a
+    multiplication by its reciprocal, as in a one-leaf float32 tree)."""
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    wide = lambda x: jnp.asarray(np.float32(x), jnp.float64)  # noqa: E731
+    mixed, mixed_powers = _scalar_updates(f32, "mixed")
+    narrow, narrow_powers = _scalar_updates(f32, "f32")
+    all_wide, wide_powers = _scalar_updates(f32, "f64")
+    reference, _ = _scalar_updates(wide, "f64")  # float64 hyperparameters
+    out = {}
+    for name in mixed:
+        out[name] = dict(
+            mat_rel_err=_rel_err(mixed[name]["mat"], reference[name]["mat"]),
+            f64_rel_err=max(
+                _rel_err(all_wide[name][k], reference[name][k]) for k in ("mat", "vec")
+            ),
+            vec_rel_err=_rel_err(mixed[name]["vec"], narrow[name]["vec"]),
+            dtypes=dtypes(mixed[name]),
+            powers={
+                "f32": narrow_powers[name],
+                "mixed": mixed_powers[name],
+                "f64": wide_powers[name],
+            },
+        )
+    return out
+
+
 # ---------------------------------------------------------------- facade
 
 
@@ -465,19 +548,26 @@ def check_facade() -> dict[str, Any]:
     }
     for name, make in makers.items():
         out[name] = _guard(lambda m=make: _facade_case(m(), grads))
+    for name in ("Adam", "Adamax", "Nadam"):  # the float32 variable first
+        out[name + "_f32_first"] = _guard(
+            lambda m=makers[name]: _facade_case(m(), grads, f32_first=True)
+        )
+    out["Nadam_stateless"] = _guard(lambda: _nadam_stateless(grads))
+    out["Nadam_transformation"] = _guard(lambda: _nadam_transformation(grads))
     out["LossScaleOptimizer"] = _guard(
         lambda: _lso_case(mixed_precision.LossScaleOptimizer(K.SGD(0.1)))
     )
     return out
 
 
-def _facade_case(opt: Any, grads: np.ndarray) -> dict[str, Any]:
+def _facade_case(
+    opt: Any, grads: np.ndarray, f32_first: bool = False
+) -> dict[str, Any]:
     w = ox.Variable(np.array([1.0, -2.0, 3.0]), name="w")  # float64
     b = ox.Variable([0.5, 0.25], name="b")  # float32
     for t in range(STEPS):
-        opt.apply_gradients(
-            [(jnp.asarray(grads * (t + 1)), w), (np.float32([0.1, -0.1]), b)]
-        )
+        pairs = [(jnp.asarray(grads * (t + 1)), w), (np.float32([0.1, -0.1]), b)]
+        opt.apply_gradients(pairs[::-1] if f32_first else pairs)
     slots = {
         s: [str(opt.get_slot(v, s).dtype) for v in (w, b)] for s in opt.get_slot_names()
     }
@@ -493,6 +583,50 @@ def _facade_case(opt: Any, grads: np.ndarray) -> dict[str, Any]:
         iterations=str(opt.iterations.dtype),
         config=config,
         weights=[str(np.asarray(x).dtype) for x in opt.get_weights()],
+        traces=opt._traces,
+    )
+
+
+def _nadam_stateless(grads: np.ndarray) -> dict[str, Any]:
+    """``Nadam.stateless_apply`` over (float64, float32) variables, jitted."""
+    from optaxish import optimizers as K
+
+    w = ox.Variable(np.array([1.0, -2.0, 3.0]))
+    b = ox.Variable([0.5, 0.25])
+    opt = K.Nadam(0.01)
+    opt.build([w, b])
+    state, values = opt.state, [w.value, b.value]
+    first = dtypes(state)
+    step = jax.jit(opt.stateless_apply)
+    for t in range(STEPS):
+        g = [jnp.asarray(grads * (t + 1)), np.float32([0.1, -0.1])]
+        values, state = step(state, g, values)
+    return dict(
+        w=[float(x) for x in values[0]],
+        cache=_dtype(state.hyperparams["momentum_cache"]),
+        stable=dtypes(state) == first,
+        traces=step._cache_size(),
+    )
+
+
+def _nadam_transformation(grads: np.ndarray) -> dict[str, Any]:
+    """``Nadam.transformation()`` over a (float64, float32) list, jitted."""
+    from optaxish import optimizers as K
+
+    tx = K.Nadam(0.01).transformation()
+    params = [jnp.asarray([1.0, -2.0, 3.0]), jnp.float32([0.5, 0.25])]
+    state = tx.init(params)
+    first = dtypes(state)
+    update = jax.jit(tx.update)
+    for t in range(STEPS):
+        g = [jnp.asarray(grads * (t + 1)), jnp.float32([0.1, -0.1])]
+        updates, state = update(g, state, params)
+        params = ox.apply_updates(params, updates)
+    return dict(
+        w=[float(x) for x in params[0]],
+        cache=_dtype(state.hyperparams["momentum_cache"]),
+        stable=dtypes(state) == first,
+        traces=update._cache_size(),
     )
 
 
@@ -529,6 +663,7 @@ def main() -> None:
         ("inject", check_inject),
         ("loss_scale", check_loss_scale),
         ("packing", check_packing),
+        ("leaf_scalars", check_leaf_scalars),
         ("facade", check_facade),
     ):
         start = time.perf_counter()

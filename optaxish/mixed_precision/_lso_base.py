@@ -246,6 +246,9 @@ class LossScaleOptimizerBase(LossScaleFunctionalMixin, MinimizeMixin):
     def _unscale_traced(self, carry: Any, grads: list) -> list:
         return carry[1].unscale(grads)
 
+    def _reads_grads_in_place(self, values: list) -> bool:
+        return self._optimizer._reads_grads_in_place(values)  # it steps them
+
     def _apply_traced(
         self, carry: Any, values: list, grads: list, variables: list, aggregate=True
     ) -> tuple[Any, list]:

@@ -42,6 +42,8 @@ class Adam(Optimizer):
       ['m', 'v']
     """
 
+    _native_kernel = "adam"  # packed float32 groups step in one pass on CPU
+
     def __init__(
         self,
         learning_rate: Any = 0.001,

@@ -127,7 +127,7 @@ class MinimizeMixin:
         try:
             carry, values, holes = self._step_inputs(indices)
             packed = packed_step(values)
-            into = packed and grads_first
+            into = packed and grads_first and not self._reads_grads_in_place(values)
             fn = None if steps is None else steps.get(packed)
             if fn is None:
                 fn = self._compiled(make, (key, packed), holes, into)
@@ -176,7 +176,9 @@ class MinimizeMixin:
                 carry,
                 [group.values],
                 args,
-                group if grads_first else None,
+                group
+                if grads_first and not self._reads_grads_in_place([group.values])
+                else None,
                 cold.iterations,
                 hyperparams,
             )
@@ -193,6 +195,13 @@ class MinimizeMixin:
             new.iterations, hyperparams, self._cold.inner_state
         )
         return new.iterations  # never donated (see `scalars_apart`)
+
+    def _reads_grads_in_place(self, values: list) -> bool:
+        """Whether the step over ``values`` (a packed group's) reads the
+        per-variable gradients where they are (a native kernel), so that
+        they are not gathered into the group's gradient buffers first."""
+        del values
+        return False
 
     def _step_failed(self, mark: Any) -> None:
         """Forgets what a step that raised may have left stale: the plans

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from optaxish import slots
-from optaxish._base import GradientTransformation
+from optaxish._base import GradientTransformation, GradientTransformationExtraArgs
 from optaxish.combinators import chain
 from optaxish.optimizers import schedules
 from optaxish.optimizers._optimizer import Optimizer, OptimizerState
 from optaxish.transforms import scale, scale_by_adam
 
 _CACHE = "momentum_cache"  # the key of the shared product in the hyperparams
+
+
+def _cache_dtype(first: Any) -> Any:
+    """The momentum cache's dtype for a first variable of dtype ``first``."""
+    return jnp.promote_types(first, jnp.float32)
+
+
+def _with_product(inner_state: Any, value: jax.Array) -> Any:
+    """``inner_state`` with its ``mu_product`` replaced by ``value`` as it is
+    (``slots.set`` would cast it to the dtype it replaces)."""
+
+    def put(path: tuple, x: Any) -> Any:
+        name = getattr(path[-1], "name", None) if path else None
+        return value if name == "mu_product" else x
+
+    return jax.tree_util.tree_map_with_path(put, inner_state)
 
 
 class Nadam(Optimizer):
@@ -32,9 +49,17 @@ class Nadam(Optimizer):
     replaces any ``decay`` given, is reported as ``decay`` by
     :meth:`get_config`, and does **not** decay the learning rate; a
     ``LearningRateSchedule`` learning rate is rejected. The non-slot weight
-    ``momentum_cache`` (the product of the ``mu_t``, float32, shared by all
-    variables and advanced once per step) comes second in :meth:`get_weights`:
-    ``[iterations, momentum_cache, m..., v...]``.
+    ``momentum_cache`` (the product of the ``mu_t``, shared by all variables
+    and advanced once per step) comes second in :meth:`get_weights`:
+    ``[iterations, momentum_cache, m..., v...]``. As in tf-keras it takes the
+    dtype of the first variable the optimizer sees (float64 for a float64
+    one) and is advanced in that dtype; each variable's step uses it cast to
+    its own dtype. Deviation: a float16 or bfloat16 first variable gives a
+    float32 cache, and its product is kept in float32 (tf-keras would keep it
+    in float16, where the product of coefficients near ``0.9`` loses its
+    digits after a few hundred steps). Before the optimizer knows a
+    variable, and in :meth:`transformation` over float32 parameters, the
+    cache is float32.
 
     Args:
       learning_rate: a float or a zero-argument callable.
@@ -117,20 +142,63 @@ class Nadam(Optimizer):
     def _non_slot_weights(self) -> list[tuple[str, str, float]]:
         return [(_CACHE, _CACHE, 1.0)]
 
+    def _register(self, variables: list[Any]) -> list[int]:
+        positions = super()._register(variables)
+        self._type_cache()
+        return positions
+
+    def _registry_rollback(self, mark: Any) -> None:
+        super()._registry_rollback(mark)
+        self._type_cache()  # a failed first step leaves the cache as it was
+
+    def _type_cache(self) -> None:
+        """Gives the momentum cache the first variable's dtype (tf-keras),
+        at least float32 (float32 before any variable)."""
+        hp = self._cold.hyperparams
+        first = self._vars[0].dtype if self._vars else jnp.float32
+        dtype = _cache_dtype(first)
+        if hp[_CACHE].dtype != dtype:
+            self._set_cold(hyperparams={**hp, _CACHE: hp[_CACHE].astype(dtype)})
+
     def _compute_updates(
         self, state: OptimizerState, values, grads, variables=None, aggregate=True
     ):
         # tf-keras keeps one momentum cache for all variables, advanced once
-        # per step: every variable's core state starts the step from it.
+        # per step: every variable's core state starts the step from it, in
+        # its dtype (the core computes each variable's scalars from it cast to
+        # that variable's dtype, and the new product in the cache's dtype).
+        # The stored core states keep the dtype they were created with.
         cache = state.hyperparams[_CACHE]
-        inner = tuple(slots.set(st, "mu_product", cache) for st in state.inner_state)
+        kept = [slots.get(st, "mu_product").dtype for st in state.inner_state]
+        inner = tuple(_with_product(st, cache) for st in state.inner_state)
         new_state, updates = super()._compute_updates(
             state._replace(inner_state=inner), values, grads, variables, aggregate
         )
         if new_state.inner_state:
             cache = slots.get(new_state.inner_state[0], "mu_product")
+        inner = tuple(
+            _with_product(st, cache.astype(dtype))
+            for st, dtype in zip(new_state.inner_state, kept)
+        )
         hp = {**new_state.hyperparams, _CACHE: cache}
-        return new_state._replace(hyperparams=hp), updates
+        return new_state._replace(hyperparams=hp, inner_state=inner), updates
+
+    def transformation(self) -> GradientTransformationExtraArgs:
+        """As :meth:`Optimizer.transformation`; ``init`` gives the momentum
+        cache the dtype of the first leaf of ``params`` (at least float32)."""
+        tx = super().transformation()
+
+        def init_fn(params: Any) -> Any:
+            state = tx.init(params)
+            leaves = jax.tree.leaves(params)
+            if not leaves:
+                return state
+            cache = state.hyperparams[_CACHE]
+            dtype = _cache_dtype(jnp.result_type(leaves[0]))
+            hp = {**state.hyperparams, _CACHE: cache.astype(dtype)}
+            return state._replace(hyperparams=hp)
+
+        return GradientTransformationExtraArgs(init_fn, tx.update)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Any:

@@ -42,6 +42,7 @@ from optaxish.optimizers._custom import CustomHooksMixin
 from optaxish.optimizers._functional import FunctionalMixin
 from optaxish.optimizers._hyper import HyperparamsMixin, f32
 from optaxish.optimizers._minimize import MinimizeMixin
+from optaxish.optimizers._native_step import native_step, native_step_applies
 from optaxish.optimizers._packed_group import PackedGroup, add_update
 from optaxish.optimizers._packing_mixin import PackingMixin, packed_step
 from optaxish.optimizers._slots_weights import SlotsWeightsMixin
@@ -120,6 +121,16 @@ class OptimizerState(NamedTuple):
     iterations: jax.Array
     hyperparams: dict[str, jax.Array]
     inner_state: tuple[Any, ...]
+
+
+class PreparedStep(NamedTuple):
+    """What a traced step computes before the update (``_prepare_step``)."""
+
+    iterations: jax.Array
+    hyperparams: dict[str, Any]
+    learning_rate: Any  # scheduled and decayed
+    grads: list  # aggregated, clipped, transformed
+    inner_state: list  # the counts set to `iterations`
 
 
 class Optimizer(
@@ -208,6 +219,9 @@ class Optimizer(
     clipnorm = clip_property("clipnorm")
     global_clipnorm = clip_property("global_clipnorm")
     clipvalue = clip_property("clipvalue")
+    #: The native kernel that steps this class's packed float32 groups in one
+    #: pass (see ``_native_step``), or ``None``: XLA's loops.
+    _native_kernel: str | None = None
 
     def __init__(
         self,
@@ -285,39 +299,28 @@ class Optimizer(
         """
         if self._uses_hooks():  # a custom `_resource_apply_dense`
             return self._hook_update_values(state, values, grads, variables, aggregate)
+        if self._native_kernel is not None and native_step_applies(self, values):
+            prepared = self._prepare_step(
+                state, values, grads, variables, aggregate, gather=False
+            )
+            return native_step(self, prepared, values)
         new_state, updates = self._compute_updates(
             state, values, grads, variables, aggregate
         )
         new_values = [add_update(v, u) for v, u in zip(values, updates)]
         return new_state, new_values
 
+    def _reads_grads_in_place(self, values: list) -> bool:
+        return self._native_kernel is not None and native_step_applies(self, values)
+
     def _compute_updates(
         self, state: OptimizerState, values, grads, variables=None, aggregate=True
     ):
         """The traced step's ``(new_state, updates)`` (added to the values)."""
-        it = state.iterations
-        hp = dict(state.hyperparams)
-        step = it.astype(jnp.float32)
-        if isinstance(self._lr_fn, schedules.LearningRateSchedule):
-            hp["learning_rate"] = jnp.asarray(self._lr_fn(step), jnp.float32)
-        lr = hp["learning_rate"]
-        if self._initial_decay > 0:
-            lr = lr / (1.0 + self._initial_decay * step)
-        stepped = variables
-        if variables is None or packed_step(values):
-            variables = [None] * len(values)
-        norm = known_global_norm(grads)  # packing keeps the norm
-        if packed_step(values) and not packed_step(grads):
-            grads = [pack(list(grads), values[0].layout)]
-        with global_norm_known(grads, norm):
-            grads = process_gradients(self, list(grads), variables, aggregate)
-        core = self._step_core(lr, hp, values, stepped)
-        inner = []
-        for st in state.inner_state:
-            for piece in slots.paths(st):  # every counter follows `iterations`
-                if piece.slot == "count":
-                    st = slots.set(st, piece, it)
-            inner.append(st)
+        it, hp, lr, grads, inner = self._prepare_step(
+            state, values, grads, variables, aggregate
+        )
+        core = self._step_core(lr, hp, values, variables)
         together = None
         if len(values) > 1:  # one update for all: shared scalars computed once
             together = update_together(core, list(grads), inner, list(values))
@@ -328,6 +331,47 @@ class Optimizer(
         updates, new_inner = together
         new_state = OptimizerState(_numerics.safe_increment(it), hp, tuple(new_inner))
         return new_state, list(updates)
+
+    def _prepare_step(
+        self,
+        state: OptimizerState,
+        values,
+        grads,
+        variables=None,
+        aggregate=True,
+        gather=True,
+    ) -> PreparedStep:
+        """What a traced step computes before the update: the learning rate
+        (scheduled and decayed), the processed gradients (aggregated,
+        clipped, transformed) and the inner states with their counts set to
+        ``iterations``. Per-variable gradients of a packed group are gathered
+        into its layout unless ``gather`` is false (a native kernel reads
+        them where they are)."""
+        it = state.iterations
+        hp = dict(state.hyperparams)
+        step = it.astype(jnp.float32)
+        if isinstance(self._lr_fn, schedules.LearningRateSchedule):
+            hp["learning_rate"] = jnp.asarray(self._lr_fn(step), jnp.float32)
+        lr = hp["learning_rate"]
+        if self._initial_decay > 0:
+            lr = lr / (1.0 + self._initial_decay * step)
+        if variables is None or packed_step(values):
+            variables = [None] * len(values)
+        norm = known_global_norm(grads)  # packing keeps the norm
+        if packed_step(values) and not packed_step(grads):
+            if gather:
+                grads = [pack(list(grads), values[0].layout)]
+            else:
+                variables = [None] * len(grads)
+        with global_norm_known(grads, norm):
+            grads = process_gradients(self, list(grads), variables, aggregate)
+        inner = []
+        for st in state.inner_state:
+            for piece in slots.paths(st):  # every counter follows `iterations`
+                if piece.slot == "count":
+                    st = slots.set(st, piece, it)
+            inner.append(st)
+        return PreparedStep(it, hp, lr, list(grads), inner)
 
     def _step_core(
         self, lr: Any, hyper: dict[str, Any], values: list, variables: Any

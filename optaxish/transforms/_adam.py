@@ -66,6 +66,8 @@ class ScaleByNadamState(NamedTuple):
       nu: second moment, one array per param.
       mu_product: product of the scheduled momentum coefficients so far
         (float32 scalar, starts at 1); tf-keras calls it ``momentum_cache``.
+        A state given a float64 one keeps it, advanced in float64 (the
+        Keras-style ``Nadam`` does so for a float64 first variable).
     """
 
     count: jax.Array  # shape=(), int32
@@ -92,35 +94,66 @@ def nesterov_mu_hat(updates: Any, mu: Any, b1: Any, count: jax.Array) -> Any:
 
 
 def _scheduled_mu_hat(updates, mu, b1, count, schedule_decay, mu_product):
-    # Dozat's Nadam with momentum coefficients mu_t = b1 (1 - 0.5 0.96^(d t)).
-    t = count.astype(jnp.float32)
-    mu_t = b1 * (1.0 - 0.5 * 0.96 ** (schedule_decay * t))
-    mu_next = b1 * (1.0 - 0.5 * 0.96 ** (schedule_decay * (t + 1.0)))
-    product = (mu_product * mu_t).astype(jnp.float32)
-    product_next = product * mu_next
-    mu_hat = jax.tree.map(
-        lambda m, g: mu_next * m / (1 - product_next) + (1 - mu_t) * g / (1 - product),
-        mu,
-        updates,
-    )
-    return mu_hat, product
+    """Dozat's Nadam estimate with momentum coefficients ``mu_t = b1 (1 - 0.5
+    0.96^(d t))``, and the new product of the ``mu_t``.
+
+    The scalars are computed in float32 (times a wider ``b1``), and in
+    float64 for float64 leaves (``_numerics.LeafScalars``), as tf-keras does:
+    from ``b1``, the float32 ``0.96`` and ``mu_product`` cast to float64.
+    Float32 scalars start from ``mu_product`` cast to float32 (tf-keras, for a
+    float32 variable when its momentum cache is float64). The new product
+    keeps ``mu_product``'s dtype and is computed in it when that is wider.
+    """
+
+    def compute(dt):
+        t = count.astype(jnp.float32 if dt is None else dt)
+        b = _numerics.cast_to(b1, dt)
+        # tf-keras' `tf.cast(0.96, var_dtype)` rounds 0.96 to float32 first.
+        base = 0.96 if dt is None else jnp.asarray(0.96, jnp.float32).astype(dt)
+        mu_t = b * (1.0 - 0.5 * base ** (schedule_decay * t))
+        mu_next = b * (1.0 - 0.5 * base ** (schedule_decay * (t + 1.0)))
+        product = mu_product.astype(mu_t.dtype) * mu_t
+        if dt is None:  # the narrower of `mu_product` and `mu_t`, >= float32
+            narrow = min(mu_product.dtype, mu_t.dtype, key=_numerics.bits)
+            product = product.astype(jnp.promote_types(narrow, jnp.float32))
+        return mu_t, mu_next, product, product * mu_next
+
+    scalars = _numerics.LeafScalars(compute, precision=jnp.float32)
+
+    def estimate(m, g):
+        mu_t, mu_next, product, product_next = scalars.like(m)
+        return mu_next * m / (1 - product_next) + (1 - mu_t) * g / (1 - product)
+
+    mu_hat = jax.tree.map(estimate, mu, updates)
+    return mu_hat, scalars.like(mu_product)[2].astype(mu_product.dtype)
 
 
-def _adaptive_step(
-    mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat, mu_correction=None
-):
+def epsilon_hat_factor(b1: Any, b2: Any, count: jax.Array, dtype: Any = None) -> Any:
+    """tf-keras' two bias corrections folded into one scalar, ``sqrt(1 -
+    b2^t) / (1 - b1^t)`` (``sqrt(1 - b2^t)`` without ``b1``), computed in
+    ``dtype`` (``None``: the hyperparameters' own). The facade's native Adam
+    kernel takes it from here too, so both compute the same number."""
+    t = _numerics.cast_to(count, dtype)
+    factor = jnp.sqrt(_numerics.one_minus_pow(_numerics.cast_to(b2, dtype), t))
+    if b1 is None:
+        return factor
+    return factor / _numerics.one_minus_pow(_numerics.cast_to(b1, dtype), t)
+
+
+def _adaptive_step(mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat, b1=None):
     """``mu_hat / (sqrt(v + eps_root) + eps)``, or the epsilon-hat form.
 
-    ``mu_correction`` (epsilon-hat form only): ``1 - b1**count`` when
-    ``mu_hat`` is the uncorrected first moment. tf-keras folds both bias
-    corrections into one scalar, ``sqrt(1 - b2^t) / (1 - b1^t)``: one
-    per-element division fewer than correcting ``mu`` first.
+    ``b1`` (epsilon-hat form only): the first moment's decay when ``mu_hat``
+    is the uncorrected first moment. tf-keras folds both bias corrections
+    into one scalar, ``sqrt(1 - b2^t) / (1 - b1^t)``: one per-element
+    division fewer than correcting ``mu`` first. The scalar is computed once,
+    and in float64 for float64 leaves (``_numerics.LeafScalars``).
     """
     if epsilon_hat:
-        factor = jnp.sqrt(_numerics.one_minus_pow(b2, count))
-        if mu_correction is not None:
-            factor = factor / mu_correction
-        fn = lambda g, m, s: factor * m / (jnp.sqrt(s + eps_root) + eps)  # noqa: E731
+        factors = _numerics.LeafScalars(
+            lambda dt: epsilon_hat_factor(b1, b2, count, dt)
+        )
+        fn = lambda g, m, s: factors.like(m) * m / (jnp.sqrt(s + eps_root) + eps)  # noqa: E731
     else:
         fn = lambda g, m, s: m / (jnp.sqrt(s + eps_root) + eps)  # noqa: E731
     return map_updates(fn, updates, mu_hat, v)
@@ -167,7 +200,11 @@ def scale_by_adam(
     Dtypes: ``mu`` and ``nu`` are stored in ``mu_dtype``/``nu_dtype`` (the
     param dtype by default) and the updates keep the gradient dtype. optax
     instead returns updates promoted to ``mu_dtype`` (e.g. float32 updates for
-    bfloat16 params with ``mu_dtype=float32``).
+    bfloat16 params with ``mu_dtype=float32``). The bias corrections (and the
+    Nadam schedule) are scalars computed once per update in the dtype of the
+    hyperparameters; float64 leaves get them computed again in float64 when
+    the hyperparameters are float32 arrays (as tf-keras, which casts them to
+    the variable's dtype; optax keeps float32 scalars, ~1e-8 off for float64).
 
     Args:
       b1: decay of the first moment, in ``[0, 1)``.
@@ -241,7 +278,7 @@ def scale_by_adam(
         mu = tree.update_moment(updates, state.mu, b1, 1)
         nu = tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
         count = _numerics.safe_increment(state.count)
-        mu_correction = None
+        mu_decay = None  # the epsilon-hat form's first-moment correction
         if scheduled:
             mu_hat, product = _scheduled_mu_hat(
                 updates, mu, b1, count, momentum_schedule_decay, state.mu_product
@@ -249,12 +286,12 @@ def scale_by_adam(
         elif nesterov:
             mu_hat = nesterov_mu_hat(updates, mu, b1, count)
         elif epsilon_hat:  # corrected inside `_adaptive_step`'s scalar
-            mu_hat, mu_correction = mu, _numerics.one_minus_pow(b1, count)
+            mu_hat, mu_decay = mu, b1
         else:
             mu_hat = tree.bias_correction(mu, b1, count, reciprocal=True)
         v = nu if epsilon_hat else tree.bias_correction(nu, b2, count, reciprocal=True)
         updates = _adaptive_step(
-            mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat, mu_correction
+            mu_hat, v, updates, count, b2, eps, eps_root, epsilon_hat, mu_decay
         )
         mu, nu = cast_like(mu, state.mu), cast_like(nu, state.nu)
         if scheduled:

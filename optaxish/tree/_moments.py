@@ -124,8 +124,11 @@ def bias_correction(
 ) -> Any:
     """Divides an EMA by ``1 - decay**count``.
 
-    The factor is computed in float32 and divided in the moment's dtype, so
-    low-precision moments do not round it to 1. With ``reciprocal``,
+    The factor is computed in the dtype of ``decay ** count`` (float32 for a
+    float32 ``decay``) and divided in the moment's dtype, so low-precision
+    moments do not round it to 1. A float64 moment gets it computed in
+    float64, from a float32 ``decay`` cast to float64 (as tf-keras; optax
+    keeps it float32). With ``reciprocal``,
     float32/float64 moments are multiplied by its reciprocal instead: a
     division per element costs several multiplications, enough to slow an
     Adam step whose buffers sit in cache by 10 %; the result moves by an ulp
@@ -150,9 +153,16 @@ def bias_correction(
     # `one_minus_pow` is jitted (inline), so an eager call gives the number a
     # compiled step gives (eager `decay**count` multiplies repeatedly, ~1e-5
     # relative apart at decay=0.999), as optax's jitted `bias_correction`.
-    correction = _numerics.one_minus_pow(decay, count)
+    # Computed once, and again in float64 for float64 leaves when `decay` is a
+    # float32 array (`_numerics.LeafScalars`).
+    corrections = _numerics.LeafScalars(
+        lambda dt: _numerics.one_minus_pow(
+            _numerics.cast_to(decay, dt), _numerics.cast_to(count, dt)
+        )
+    )
 
     def correct(t):
+        correction = corrections.like(t)
         if reciprocal and jnp.finfo(t.dtype).bits >= 32:
             return t * (1 / correction).astype(t.dtype)
         return t / correction.astype(t.dtype)

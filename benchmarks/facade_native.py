@@ -1,0 +1,92 @@
+"""The facade's Adam with and without the native kernel: ``python -m benchmarks.facade_native``.
+
+Issue 5's facade row: an Adam step through the facade against ``optax.adam``
+and against the memory-bandwidth reference, in the same process. On each
+shape, round-robin (median of ``--reps`` rounds, after warm-up, blocking):
+
+* ``apply`` / ``minimize``: ``Adam(1e-3).apply_gradients`` / ``.minimize``
+  (packed, the native one-pass kernel on: the default on CPU);
+* ``apply (XLA loops)`` / ``minimize (XLA loops)``: the same with the kernel
+  off, XLA:CPU's three loops;
+* ``optax jit``: a hand-written ``jax.jit`` step of ``optax.adam(1e-3)``
+  (``update`` + ``apply_updates``, parameters and state donated);
+* ``triad``: a fused ``a + b*c`` over as many float32 elements (16 bytes each).
+
+Reported: milliseconds per step, the ratio to optax (median and quartiles of
+the per-round ratios), and GB/s counting 28 bytes per parameter (an Adam step's
+minimum traffic: read the parameter, gradient and both moments, write the
+parameter and the moments) as a share of the triad's GB/s. The sides follow
+the same trajectory; their largest relative difference from ``optax jit``'s
+form is not compared here (``benchmarks.facade`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import numpy as np
+
+from benchmarks import _harness as H
+from benchmarks.facade import facade_side, optax_side
+from optaxish import _native
+
+SIDES = (
+    "apply",
+    "apply (XLA loops)",
+    "minimize",
+    "minimize (XLA loops)",
+    "optax jit",
+)
+
+
+def measure(shape: str, reps: int) -> None:
+    shapes = H.load_shapes()
+    spec = shapes.ALL[shape]()
+    params_np = list(shapes.make_tree(spec, seed=0).values())
+    grads = list(H.tree_to_device(list(shapes.make_tree(spec, seed=1).values())))
+    n = sum(int(np.prod(s)) for s in spec.values())
+    sides = {
+        "apply": facade_side(params_np, grads, minimize=False),
+        "apply (XLA loops)": facade_side(params_np, grads, False, native=False),
+        "minimize": facade_side(params_np, grads, minimize=True),
+        "minimize (XLA loops)": facade_side(params_np, grads, True, native=False),
+        "optax jit": optax_side(params_np, grads),
+    }
+    runners = {name: side.run for name, side in sides.items()}
+    runners["triad"] = H.TriadRunner(n)
+    for run in runners.values():
+        run(3)
+    inner, _ = H.calibrate_inner(runners, 0.02)
+    samples = H.time_interleaved(runners, reps, inner)
+    triad_ms = statistics.median(samples["triad"]) * 1e3
+    triad_gbps = H.TRIAD_BYTES_PER_ELEMENT * n / triad_ms / 1e6
+    print(
+        f"{shape}: {len(spec)} variables, {n:,} parameters; "
+        f"triad {triad_ms:.3f} ms = {triad_gbps:.1f} GB/s; {reps} rounds of {inner}"
+    )
+    for name in SIDES:
+        ms = statistics.median(samples[name]) * 1e3
+        ratio, lo, hi = H.paired_ratio(samples[name], samples["optax jit"])
+        gbps = 28 * n / ms / 1e6
+        print(
+            f"  {name:21s} {ms:8.3f} ms  x optax {ratio:.2f} (IQR {lo:.2f}-{hi:.2f})"
+            f"  {gbps:5.1f} GB/s at 28 B = {100 * gbps / triad_gbps:3.0f} % of triad"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="mixed_400,many_small")
+    parser.add_argument("--reps", type=int, default=40, help="timed rounds per shape")
+    args = parser.parse_args(argv)
+    if not _native.adam_available():
+        print(f"native kernel off: {_native.unavailable_reason()}", file=sys.stderr)
+    for shape in args.shapes.split(","):
+        measure(shape, args.reps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

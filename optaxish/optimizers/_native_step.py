@@ -1,0 +1,92 @@
+"""The facade's packed Adam step in one pass, with the native kernel.
+
+A packed group holds its variables, their gradients and Adam's moments in a
+few float32 buffers that the compiled step donates. XLA:CPU steps them in
+three loops; :func:`optaxish._native.adam_step` does it in one, in place, with
+XLA's numbers (see ``optaxish/_native``). This module decides when that applies
+and builds the step's new state around it; anything else keeps XLA's loops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optaxish import _native, _numerics
+from optaxish.optimizers._packing_mixin import packed_step
+from optaxish.packing import Packed
+from optaxish.transforms import ScaleByAdamState
+from optaxish.transforms._adam import epsilon_hat_factor
+
+#: The kernel reads a packed group's gradients where they are, one piece per
+#: variable, at a cost per piece (about 0.4 us on the development machine, in
+#: XLA's custom-call dispatch) that XLA's loops, which gather the pieces as
+#: they go, do not pay. Below this mean number of elements per variable, the
+#: pieces cost more than the kernel saves (``many_small``, 596 on average:
+#: 1.19 ms per step against 0.94 with XLA's loops; ``mixed_400``, 10,486: 3.09
+#: against 4.47 ms; ``benchmarks/facade_native.py``).
+MIN_MEAN_SIZE = 4096
+
+
+def native_step_applies(opt: Any, values: list) -> bool:
+    """Whether ``opt``'s traced step over ``values`` runs the native kernel:
+    one packed group of float32 buffers whose variables average at least
+    :data:`MIN_MEAN_SIZE` elements, the class's own update rule (a subclass
+    that overrides how the update is built keeps XLA's loops), AMSGrad off,
+    on CPU with the kernel built."""
+    cls = type(opt)
+    owner = next(c for c in cls.__mro__ if "_native_kernel" in vars(c))
+    return (
+        opt._native_kernel == "adam"
+        and all(
+            getattr(cls, name) is getattr(owner, name)
+            for name in ("_core", "_step_core", "_compute_updates", "_prepare_step")
+        )
+        and not opt.amsgrad
+        and packed_step(values)
+        and len(values) == 1
+        and values[0].layout.dtypes == ("float32",)  # one buffer
+        and not values[0].layout.sharded
+        and values[0].layout.sizes[0] >= MIN_MEAN_SIZE * len(values[0].layout.shapes)
+        and _native.adam_available()
+    )
+
+
+def native_step(opt: Any, prepared: Any, values: list) -> tuple[Any, list]:
+    """The step's ``(new OptimizerState, [new packed values])`` by the kernel.
+
+    ``prepared`` is the optimizer's ``_prepare_step`` result; the inner state
+    is ``chain(scale_by_adam(epsilon_hat=True), scale(-lr))``'s, whose counts
+    ``_prepare_step`` set to ``iterations``.
+    """
+    from optaxish.optimizers._optimizer import OptimizerState
+
+    grads = prepared.grads  # [Packed], or the group's per-variable gradients
+    ((adam, scaled),) = prepared.inner_state
+    hp = prepared.hyperparams
+    b1, b2 = hp["beta_1"], hp["beta_2"]
+    count = _numerics.safe_increment(adam.count)
+    factor = epsilon_hat_factor(b1, b2, count)  # as `scale_by_adam` computes it
+    (params,) = values
+    pieces = grads[0].buffers if packed_step(grads) else grads
+    ((new_params, mu, nu),) = [
+        _native.adam_step(
+            params.buffers[0],
+            adam.mu.buffers[0],
+            adam.nu.buffers[0],
+            pieces,
+            b1=b1,
+            b2=b2,
+            factor=factor,
+            eps=opt.epsilon,
+            eps_root=0.0,
+            neg_lr=-prepared.learning_rate,
+        )
+    ]
+    layout = params.layout
+    adam = ScaleByAdamState(
+        count=count, mu=Packed((mu,), layout), nu=Packed((nu,), layout)
+    )
+    new_state = OptimizerState(
+        _numerics.safe_increment(prepared.iterations), hp, ((adam, scaled),)
+    )
+    return new_state, [Packed((new_params,), layout)]
