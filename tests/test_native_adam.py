@@ -19,7 +19,7 @@ import optaxish
 from optaxish import _native
 from optaxish._native import _build
 from optaxish.mixed_precision import LossScaleOptimizer
-from optaxish.optimizers import Adam
+from optaxish.optimizers import Adam, AdamW
 from optaxish.optimizers._native_step import MIN_MEAN_SIZE, native_step_applies
 
 pytestmark = pytest.mark.skipif(
@@ -221,3 +221,38 @@ def test_build_is_cached_by_content(monkeypatch, tmp_path):
     assert _build.build(_native._SOURCE) == first
     assert first.stat().st_mtime_ns == stamp  # not rebuilt
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporaries
+
+
+def _train_adamw(native: bool, exclude: bool = False, **kwargs):
+    rng = np.random.default_rng(2)
+    variables = [
+        optaxish.Variable(rng.standard_normal(s).astype(np.float32)) for s in _SHAPES
+    ]
+    opt = AdamW(0.01, **kwargs)
+    if exclude:
+        opt.exclude_from_weight_decay(var_list=[v for v in variables if v.ndim == 1])
+    if not native:
+        opt._native_kernel = None
+    for _ in range(4):
+        grads = [
+            jnp.asarray(rng.standard_normal(s).astype(np.float32)) for s in _SHAPES
+        ]
+        opt.apply_gradients(zip(grads, variables))
+    (group,) = opt._groups.values()
+    return opt, variables, native_step_applies(opt, [group.values])
+
+
+@pytest.mark.parametrize("weight_decay", [0.004, 0.0])
+def test_facade_adamw_uses_the_kernel_with_its_decay(weight_decay):
+    ours, ours_vars, used = _train_adamw(True, weight_decay=weight_decay)
+    theirs, their_vars, _ = _train_adamw(False, weight_decay=weight_decay)
+    assert used
+    for a, b in zip(ours_vars, their_vars):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=5e-7, atol=1e-30)
+    for a, b in zip(_slots(ours, ours_vars), _slots(theirs, their_vars)):
+        np.testing.assert_allclose(a, b, rtol=5e-7, atol=1e-30)
+
+
+def test_facade_adamw_with_exclusions_keeps_xlas_loops():
+    _, _, used = _train_adamw(True, exclude=True, weight_decay=0.004)
+    assert not used  # the decay is masked per variable

@@ -83,6 +83,7 @@ def adam_step(
     eps: jax.typing.ArrayLike,
     eps_root: jax.typing.ArrayLike,
     neg_lr: jax.Array,
+    weight_decay: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One epsilon-hat Adam step on 1-D float32 buffers: ``(params, mu, nu)``.
 
@@ -90,7 +91,9 @@ def adam_step(
     ``params <- params + neg_lr * (factor * mu) / (sqrt(nu + eps_root) +
     eps)``, as ``chain(scale_by_adam(b1, b2, eps, eps_root,
     epsilon_hat=True), scale(-lr))`` followed by adding the updates computes
-    it, with ``factor = sqrt(1 - b2^t) / (1 - b1^t)``. ``grads`` is one
+    it, with ``factor = sqrt(1 - b2^t) / (1 - b1^t)``. With ``weight_decay``
+    (AdamW), ``weight_decay * params`` joins the update before ``neg_lr``
+    scales it, as ``add_decayed_weights`` between the two. ``grads`` is one
     array or a list of arrays whose elements, in order, tile ``params`` (a
     packed group's per-variable gradients: read in place, not gathered). Call
     it only when :func:`adam_available`; inside ``jax.jit``, with the buffers
@@ -109,18 +112,9 @@ def adam_step(
             f"{params.shape} {params.dtype}"
         )
     f32 = jnp.float32
-    scalars = jnp.stack(
-        [
-            jnp.asarray(b1, f32),
-            1 - jnp.asarray(b1, f32),
-            jnp.asarray(b2, f32),
-            1 - jnp.asarray(b2, f32),
-            jnp.asarray(factor, f32),
-            jnp.asarray(eps_root, f32),
-            jnp.asarray(eps, f32),
-            jnp.asarray(neg_lr, f32),
-        ]
-    )
+    values = [b1, 1 - jnp.asarray(b1, f32), b2, 1 - jnp.asarray(b2, f32), factor]
+    values += [eps_root, eps, neg_lr] + ([] if weight_decay is None else [weight_decay])
+    scalars = jnp.stack([jnp.asarray(x, f32) for x in values])
     like = jax.ShapeDtypeStruct(params.shape, params.dtype)
     call = jax.ffi.ffi_call(
         _ADAM_TARGET,

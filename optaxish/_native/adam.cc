@@ -14,7 +14,9 @@
 //   p  <- p + neg_lr * ((factor * mu) / (sqrt(nu + eps_root) + eps))
 //
 // Operands: p, mu, nu (each aliased to its result: updated in place), float32
-// scalars [b1, a1, b2, a2, factor, eps_root, eps, neg_lr], then the gradient
+// scalars [b1, a1, b2, a2, factor, eps_root, eps, neg_lr] (and weight_decay,
+// AdamW's: then u <- u + weight_decay * p before the learning rate), then the
+// gradient
 // in one or more pieces that tile p in order (a packed group's per-variable
 // gradients, read where they are: gathering them first costs more than the
 // step on a model of many small variables).
@@ -29,18 +31,24 @@ namespace ffi = xla::ffi;
 namespace {
 
 struct Scalars {
-  float b1, a1, b2, a2, factor, eps_root, eps, neg_lr;
+  float b1, a1, b2, a2, factor, eps_root, eps, neg_lr, weight_decay;
 };
 
+// kDecay: AdamW's decoupled weight decay, added to the update before the
+// learning rate scales it (add_decayed_weights between scale_by_adam and
+// scale(-lr)).
+template <bool kDecay>
 void Step(float* __restrict__ p, float* __restrict__ mu, float* __restrict__ nu,
-          const float* __restrict__ g, int64_t lo, int64_t hi, const Scalars s) {
-  for (int64_t i = lo; i < hi; ++i) {
+          const float* __restrict__ g, int64_t n, const Scalars s) {
+  for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i];
     const float m = s.a1 * gi + s.b1 * mu[i];
     const float v = s.a2 * (gi * gi) + s.b2 * nu[i];
     mu[i] = m;
     nu[i] = v;
-    p[i] = p[i] + s.neg_lr * ((s.factor * m) / (std::sqrt(v + s.eps_root) + s.eps));
+    float u = (s.factor * m) / (std::sqrt(v + s.eps_root) + s.eps);
+    if constexpr (kDecay) u = u + s.weight_decay * p[i];
+    p[i] = p[i] + s.neg_lr * u;
   }
 }
 
@@ -50,8 +58,8 @@ ffi::Error AdamImpl(ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> mu,
                     ffi::ResultBuffer<ffi::F32> mu_out,
                     ffi::ResultBuffer<ffi::F32> nu_out) {
   const int64_t n = p.element_count();
-  if (mu.element_count() != n || nu.element_count() != n ||
-      scalars.element_count() != 8) {
+  const int64_t count = scalars.element_count();
+  if (mu.element_count() != n || nu.element_count() != n || count < 8 || count > 9) {
     return ffi::Error::InvalidArgument("optaxish_adam: operand sizes differ");
   }
   float* P = p_out->typed_data();
@@ -63,7 +71,8 @@ ffi::Error AdamImpl(ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> mu,
   if (M != mu.typed_data()) std::copy(mu.typed_data(), mu.typed_data() + n, M);
   if (V != nu.typed_data()) std::copy(nu.typed_data(), nu.typed_data() + n, V);
   const float* s = scalars.typed_data();
-  const Scalars k{s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]};
+  const Scalars k{s[0], s[1], s[2], s[3], s[4],
+                  s[5], s[6], s[7], count == 9 ? s[8] : 0.0f};
   // One thread: on the development machine it already reaches the memory
   // bandwidth of a fused a + b*c, and a second one only added start-up time.
   int64_t offset = 0;
@@ -72,7 +81,11 @@ ffi::Error AdamImpl(ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> mu,
     if (g.has_error()) return g.error();
     const int64_t size = g->element_count();
     if (offset + size > n) break;
-    Step(P + offset, M + offset, V + offset, g->typed_data(), 0, size, k);
+    if (count == 9) {
+      Step<true>(P + offset, M + offset, V + offset, g->typed_data(), size, k);
+    } else {
+      Step<false>(P + offset, M + offset, V + offset, g->typed_data(), size, k);
+    }
     offset += size;
   }
   if (offset != n) {

@@ -384,6 +384,8 @@ class AdamW(Keras3Optimizer):
       ['m', 'v']
     """
 
+    _native_kernel = "adamw"  # packed float32 groups step in one pass on CPU
+
     def __init__(
         self,
         learning_rate: Any = 0.001,

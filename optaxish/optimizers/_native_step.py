@@ -36,7 +36,8 @@ def native_step_applies(opt: Any, values: list) -> bool:
     cls = type(opt)
     owner = next(c for c in cls.__mro__ if "_native_kernel" in vars(c))
     return (
-        opt._native_kernel == "adam"
+        opt._native_kernel in ("adam", "adamw")
+        and not (opt._native_kernel == "adamw" and opt._excluding())  # masked
         and all(
             getattr(cls, name) is getattr(owner, name)
             for name in ("_core", "_step_core", "_compute_updates", "_prepare_step")
@@ -55,13 +56,15 @@ def native_step(opt: Any, prepared: Any, values: list) -> tuple[Any, list]:
     """The step's ``(new OptimizerState, [new packed values])`` by the kernel.
 
     ``prepared`` is the optimizer's ``_prepare_step`` result; the inner state
-    is ``chain(scale_by_adam(epsilon_hat=True), scale(-lr))``'s, whose counts
-    ``_prepare_step`` set to ``iterations``.
+    is ``chain(scale_by_adam(epsilon_hat=True), scale(-lr))``'s (AdamW's has
+    ``add_decayed_weights`` between them), whose counts ``_prepare_step`` set
+    to ``iterations``.
     """
     from optaxish.optimizers._optimizer import OptimizerState
 
     grads = prepared.grads  # [Packed], or the group's per-variable gradients
-    ((adam, scaled),) = prepared.inner_state
+    ((adam, *rest),) = prepared.inner_state  # then (decay and) scale states
+    decayed = opt._native_kernel == "adamw" and opt._decayed
     hp = prepared.hyperparams
     b1, b2 = hp["beta_1"], hp["beta_2"]
     count = _numerics.safe_increment(adam.count)
@@ -80,6 +83,7 @@ def native_step(opt: Any, prepared: Any, values: list) -> tuple[Any, list]:
             eps=opt.epsilon,
             eps_root=0.0,
             neg_lr=-prepared.learning_rate,
+            weight_decay=hp["weight_decay"] if decayed else None,
         )
     ]
     layout = params.layout
@@ -87,6 +91,6 @@ def native_step(opt: Any, prepared: Any, values: list) -> tuple[Any, list]:
         count=count, mu=Packed((mu,), layout), nu=Packed((nu,), layout)
     )
     new_state = OptimizerState(
-        _numerics.safe_increment(prepared.iterations), hp, ((adam, scaled),)
+        _numerics.safe_increment(prepared.iterations), hp, ((adam, *rest),)
     )
     return new_state, [Packed((new_params,), layout)]
