@@ -57,6 +57,8 @@ def adam_available() -> bool:
     """
     if jax.default_backend() != "cpu":
         return False
+    if _STATE.get("adam") is True:  # every packed step asks: no lock then
+        return True
     with _LOCK:
         if "adam" not in _STATE:
             _STATE["adam"] = _load_adam()

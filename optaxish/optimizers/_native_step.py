@@ -9,6 +9,7 @@ and builds the step's new state around it; anything else keeps XLA's loops.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from optaxish import _native, _numerics
@@ -33,22 +34,32 @@ def native_step_applies(opt: Any, values: list) -> bool:
     :data:`MIN_MEAN_SIZE` elements, the class's own update rule (a subclass
     that overrides how the update is built keeps XLA's loops), AMSGrad off,
     on CPU with the kernel built."""
-    cls = type(opt)
-    owner = next(c for c in cls.__mro__ if "_native_kernel" in vars(c))
+    # Called on every packed step (host side, to choose how the gradients
+    # come in): the checks that depend only on the class are cached.
+    kernel = opt._native_kernel
+    if kernel not in ("adam", "adamw") or not _own_update_rule(type(opt)):
+        return False
+    if opt.amsgrad or (kernel == "adamw" and opt._excluding()):  # masked decay
+        return False
+    if len(values) != 1 or not packed_step(values):
+        return False
+    layout = values[0].layout
     return (
-        opt._native_kernel in ("adam", "adamw")
-        and not (opt._native_kernel == "adamw" and opt._excluding())  # masked
-        and all(
-            getattr(cls, name) is getattr(owner, name)
-            for name in ("_core", "_step_core", "_compute_updates", "_prepare_step")
-        )
-        and not opt.amsgrad
-        and packed_step(values)
-        and len(values) == 1
-        and values[0].layout.dtypes == ("float32",)  # one buffer
-        and not values[0].layout.sharded
-        and values[0].layout.sizes[0] >= MIN_MEAN_SIZE * len(values[0].layout.shapes)
+        layout.dtypes == ("float32",)  # one buffer
+        and not layout.sharded
+        and layout.sizes[0] >= MIN_MEAN_SIZE * len(layout.shapes)
         and _native.adam_available()
+    )
+
+
+@functools.cache
+def _own_update_rule(cls: type) -> bool:
+    """Whether ``cls`` builds its update as the class that chose the kernel
+    does (a subclass overriding one of these keeps XLA's loops)."""
+    owner = next(c for c in cls.__mro__ if "_native_kernel" in vars(c))
+    return all(
+        getattr(cls, name) is getattr(owner, name)
+        for name in ("_core", "_step_core", "_compute_updates", "_prepare_step")
     )
 
 
