@@ -171,10 +171,11 @@ def facade_side(
     minimize: bool,
     packing: bool = True,
     native: bool = True,
+    optimizer: Callable[[float], Any] = Adam,
 ) -> Side:
     values = H.tree_to_device(params_np)
     variables = [optaxish.Variable(v, name=f"v{i}") for i, v in enumerate(values)]
-    opt = Adam(LR)
+    opt = optimizer(LR)
     opt.packing = packing
     if not native:
         opt._native_kernel = None  # XLA's loops for the packed step

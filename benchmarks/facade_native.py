@@ -8,6 +8,8 @@ shape, round-robin (median of ``--reps`` rounds, after warm-up, blocking):
   (packed, the native one-pass kernel on: the default on CPU);
 * ``apply (XLA loops)`` / ``minimize (XLA loops)``: the same with the kernel
   off, XLA:CPU's three loops;
+* ``AdamW apply`` / ``AdamW apply (XLA loops)``: ``AdamW(1e-3)`` (Keras 3's
+  default decay, 0.004) with the kernel on and off;
 * ``optax jit``: a hand-written ``jax.jit`` step of ``optax.adam(1e-3)``
   (``update`` + ``apply_updates``, parameters and state donated);
 * ``triad``: a fused ``a + b*c`` over as many float32 elements (16 bytes each).
@@ -31,12 +33,15 @@ import numpy as np
 from benchmarks import _harness as H
 from benchmarks.facade import facade_side, optax_side
 from optaxish import _native
+from optaxish.optimizers import AdamW
 
 SIDES = (
     "apply",
     "apply (XLA loops)",
     "minimize",
     "minimize (XLA loops)",
+    "AdamW apply",
+    "AdamW apply (XLA loops)",
     "optax jit",
 )
 
@@ -52,6 +57,10 @@ def measure(shape: str, reps: int) -> None:
         "apply (XLA loops)": facade_side(params_np, grads, False, native=False),
         "minimize": facade_side(params_np, grads, minimize=True),
         "minimize (XLA loops)": facade_side(params_np, grads, True, native=False),
+        "AdamW apply": facade_side(params_np, grads, False, optimizer=AdamW),
+        "AdamW apply (XLA loops)": facade_side(
+            params_np, grads, False, native=False, optimizer=AdamW
+        ),
         "optax jit": optax_side(params_np, grads),
     }
     runners = {name: side.run for name, side in sides.items()}
@@ -69,9 +78,14 @@ def measure(shape: str, reps: int) -> None:
     for name in SIDES:
         ms = statistics.median(samples[name]) * 1e3
         ratio, lo, hi = H.paired_ratio(samples[name], samples["optax jit"])
+        if name.endswith("(XLA loops)"):  # the kernel against XLA's loops
+            on, *_ = H.paired_ratio(
+                samples[name[: -len(" (XLA loops)")]], samples[name]
+            )
+            name = f"{name}: kernel {on:.2f}x"
         gbps = 28 * n / ms / 1e6
         print(
-            f"  {name:21s} {ms:8.3f} ms  x optax {ratio:.2f} (IQR {lo:.2f}-{hi:.2f})"
+            f"  {name:38s} {ms:8.3f} ms  x optax {ratio:.2f} (IQR {lo:.2f}-{hi:.2f})"
             f"  {gbps:5.1f} GB/s at 28 B = {100 * gbps / triad_gbps:3.0f} % of triad"
         )
 

@@ -155,5 +155,7 @@ def test_facade_native_benchmark_runs():
     out = _run_module(
         "benchmarks.facade_native", "--shapes", "mixed_400", "--reps", "1"
     )
-    for side in ("apply", "apply (XLA loops)", "minimize", "optax jit"):
+    for side in ("apply", "minimize", "AdamW apply", "optax jit"):
         assert f"  {side} " in out.stdout, out.stdout
+    # Each side with XLA's loops also gives the kernel's ratio against it.
+    assert len(re.findall(r"\(XLA loops\): kernel \d+\.\d+x", out.stdout)) == 3
