@@ -271,6 +271,39 @@ def paired_ratio(a: list[float], b: list[float]) -> tuple[float, float, float]:
     return statistics.median(ratios), q[0], q[2]
 
 
+#: Bytes an fp32 Adam step must move per parameter: reads p, g, m, v; writes p, m, v.
+ADAM_BYTES_PER_PARAMETER = 28
+
+
+def adam_rows(
+    samples: Mapping[str, list[float]],
+    n: int,
+    reference: str,
+    names: list[str],
+    width: int,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[float, float, list[str]]:
+    """The triad's median ms and GB/s over ``n`` elements (``samples`` has a
+    ``"triad"`` entry), and one line per Adam side in ``names`` (shown as
+    ``labels[name]`` where given): median ms, the paired ratio to
+    ``reference`` with its quartiles, and GB/s counting
+    :data:`ADAM_BYTES_PER_PARAMETER` as a share of the triad's."""
+    labels = labels or {}
+    triad_ms = statistics.median(samples["triad"]) * 1e3
+    triad_gbps = TRIAD_BYTES_PER_ELEMENT * n / triad_ms / 1e6
+    lines = []
+    for name in names:
+        ms = statistics.median(samples[name]) * 1e3
+        ratio, lo, hi = paired_ratio(samples[name], samples[reference])
+        gbps = ADAM_BYTES_PER_PARAMETER * n / ms / 1e6
+        lines.append(
+            f"  {labels.get(name, name):{width}s} {ms:8.3f} ms  x optax {ratio:.2f} "
+            f"(IQR {lo:.2f}-{hi:.2f})  {gbps:5.1f} GB/s at 28 B = "
+            f"{100 * gbps / triad_gbps:3.0f} % of triad"
+        )
+    return triad_ms, triad_gbps, lines
+
+
 def time_pairs(
     runners: Mapping[str, Callable[[int], None]],
     pairs: list[tuple[str, str]],

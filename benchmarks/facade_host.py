@@ -122,6 +122,8 @@ def _dispatch_floor() -> Callable[[int], Any]:
     opt.apply_gradients(zip(grads, vs))
     plan = opt._apply_plan
     (fn,) = plan.steps.values()
+    if isinstance(fn, tuple):  # (step, takes gradient buffers), since session 11
+        fn = fn[0]
     carry, values, _ = opt._step_inputs(plan.indices)
     group = opt._packed_group(plan.indices)
     box = [carry, values, group.gradient_buffers()]

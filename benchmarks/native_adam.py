@@ -28,7 +28,6 @@ optax's after the warm-up steps.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 
 import jax.numpy as jnp
@@ -98,19 +97,12 @@ def measure(n: int, reps: int) -> None:
     timed["triad"](3)
     inner, _ = H.calibrate_inner(timed, 0.02)
     samples = H.time_interleaved(timed, reps, inner)
-    triad_ms = statistics.median(samples["triad"]) * 1e3
-    triad_gbps = H.TRIAD_BYTES_PER_ELEMENT * n / triad_ms / 1e6
+    names = list(runners)
+    triad_ms, triad_gbps, lines = H.adam_rows(samples, n, "optax", names, 10)
     print(f"{n:,} float32 parameters; triad {triad_ms:.3f} ms = {triad_gbps:.1f} GB/s")
-    for name in runners:
-        ms = statistics.median(samples[name]) * 1e3
-        ratio, lo, hi = H.paired_ratio(samples[name], samples["optax"])
-        gbps = 28 * n / ms / 1e6
+    for name, line in zip(names, lines):
         diff = "" if name == "optax" else f"  max rel diff {diffs[name]:.1e}"
-        print(
-            f"  {name:10s} {ms:8.3f} ms  x optax {ratio:.2f} (IQR {lo:.2f}-{hi:.2f})"
-            f"  {gbps:5.1f} GB/s at 28 B = {100 * gbps / triad_gbps:3.0f} % of triad"
-            + diff
-        )
+        print(line + diff)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import gc
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from optaxish import Variable, optimizers
+from optaxish import optimizers
 from optaxish.optimizers import _packing_mixin
-
-
-def _four():
-    return [
-        Variable(np.arange(i, i + 3, dtype=np.float32), name=f"v{i}") for i in range(4)
-    ]
-
-
-def _grads(k):
-    return [jnp.full(3, 0.1 * (k + i + 1), jnp.float32) for i in range(4)]
+from tests.facade_helpers import four_gradients, four_variables
 
 
 def _pair():
@@ -67,25 +57,25 @@ def _taken_back(vs, ref_vs):
     first, second = _pair()
     ref_first, ref_second = _unpacked_pair()
     for k in range(2):
-        first.apply_gradients(zip(_grads(k), vs))
-        ref_first.apply_gradients(zip(_grads(k), ref_vs))
-    second.apply_gradients(zip(_grads(2), vs))
-    ref_second.apply_gradients(zip(_grads(2), ref_vs))
+        first.apply_gradients(zip(four_gradients(k), vs))
+        ref_first.apply_gradients(zip(four_gradients(k), ref_vs))
+    second.apply_gradients(zip(four_gradients(2), vs))
+    ref_second.apply_gradients(zip(four_gradients(2), ref_vs))
     assert second._groups and not first._groups
-    first.apply_gradients(zip(_grads(3), vs))  # through the second one's group
-    ref_first.apply_gradients(zip(_grads(3), ref_vs))
+    first.apply_gradients(zip(four_gradients(3), vs))  # through the second one's group
+    ref_first.apply_gradients(zip(four_gradients(3), ref_vs))
     assert not first._groups and _owners(vs) == {second}
     return first, second, ref_first, ref_second
 
 
 def test_packs_again_after_the_other_optimizer_is_dropped():
-    vs, ref_vs = _four(), _four()
+    vs, ref_vs = four_variables(), four_variables()
     first, second, ref_first, _ = _taken_back(vs, ref_vs)
     del second
     gc.collect()
     for k in range(2):
-        first.apply_gradients(zip(_grads(4 + k), vs))
-        ref_first.apply_gradients(zip(_grads(4 + k), ref_vs))
+        first.apply_gradients(zip(four_gradients(4 + k), vs))
+        ref_first.apply_gradients(zip(four_gradients(4 + k), ref_vs))
         # It used to step that list unpacked for good.
         assert first._groups and _owners(vs) == {first}
     _assert_close(vs, ref_vs)
@@ -96,31 +86,31 @@ def test_packs_again_after_the_other_optimizer_is_dropped():
 
 
 def test_packs_again_after_the_other_optimizer_dissolved_its_group():
-    vs, ref_vs = _four(), _four()
+    vs, ref_vs = four_variables(), four_variables()
     first, second, ref_first, ref_second = _taken_back(vs, ref_vs)
     np.testing.assert_allclose(  # a per-variable read dissolves its group
         second.get_slot(vs[0], "m"), ref_second.get_slot(ref_vs[0], "m"), rtol=1e-6
     )
     assert not second._groups
-    first.apply_gradients(zip(_grads(4), vs))
-    ref_first.apply_gradients(zip(_grads(4), ref_vs))
+    first.apply_gradients(zip(four_gradients(4), vs))
+    ref_first.apply_gradients(zip(four_gradients(4), ref_vs))
     assert first._groups and _owners(vs) == {first}
     # The other one takes them back at its next step, as the first time.
-    second.apply_gradients(zip(_grads(5), vs))
-    ref_second.apply_gradients(zip(_grads(5), ref_vs))
+    second.apply_gradients(zip(four_gradients(5), vs))
+    ref_second.apply_gradients(zip(four_gradients(5), ref_vs))
     assert second._groups and not first._groups and _owners(vs) == {second}
     _assert_close(vs, ref_vs)
 
 
 def test_two_optimizers_in_turn_do_not_repack(packings):
-    vs, ref_vs = _four(), _four()
+    vs, ref_vs = four_variables(), four_variables()
     first, second, ref_first, ref_second = _taken_back(vs, ref_vs)
     made, traces = len(packings), (first._traces, second._traces)
     for k in range(6):
-        first.apply_gradients(zip(_grads(k), vs))
-        second.apply_gradients(zip(_grads(k), vs))
-        ref_first.apply_gradients(zip(_grads(k), ref_vs))
-        ref_second.apply_gradients(zip(_grads(k), ref_vs))
+        first.apply_gradients(zip(four_gradients(k), vs))
+        second.apply_gradients(zip(four_gradients(k), vs))
+        ref_first.apply_gradients(zip(four_gradients(k), ref_vs))
+        ref_second.apply_gradients(zip(four_gradients(k), ref_vs))
         assert not first._groups and _owners(vs) == {second}
     assert len(packings) == made  # no group made while they alternate
     assert (first._traces, second._traces) == traces  # nothing compiled
@@ -130,10 +120,10 @@ def test_two_optimizers_in_turn_do_not_repack(packings):
 def test_a_list_held_by_a_live_group_stays_unpacked_after_the_first_step():
     # The first optimizer steps through the other's group while it lives,
     # even after many steps (its decision is re-checked, not forgotten).
-    vs, ref_vs = _four(), _four()
+    vs, ref_vs = four_variables(), four_variables()
     first, second, ref_first, _ = _taken_back(vs, ref_vs)
     for k in range(3):
-        first.apply_gradients(zip(_grads(k), vs))
-        ref_first.apply_gradients(zip(_grads(k), ref_vs))
+        first.apply_gradients(zip(four_gradients(k), vs))
+        ref_first.apply_gradients(zip(four_gradients(k), ref_vs))
     assert not first._groups and _owners(vs) == {second}
     _assert_close(vs, ref_vs)

@@ -18,6 +18,7 @@ import pytest
 
 from optaxish import Variable, optimizers
 from optaxish.mixed_precision import LossScaleOptimizer
+from tests.facade_helpers import four_gradients, four_variables
 
 _EXAMPLE = pathlib.Path(__file__).parents[1] / "examples" / "custom_optimizer.py"
 
@@ -501,33 +502,23 @@ def test_an_evicted_loss_compiles_again_with_the_same_numbers():
 # -- 8. a second optimizer over variables another one packed -----------------------
 
 
-def _four():
-    return [
-        Variable(np.arange(i, i + 3, dtype=np.float32), name=f"v{i}") for i in range(4)
-    ]
-
-
-def _grads(k):
-    return [jnp.full(3, 0.1 * (k + i + 1), jnp.float32) for i in range(4)]
-
-
 def test_a_second_optimizer_takes_the_variables_back_and_packs_them():
-    vs, ref_vs = _four(), _four()
+    vs, ref_vs = four_variables(), four_variables()
     first, ref_first = (
         optimizers.SGD(0.1, momentum=0.9),
         optimizers.SGD(0.1, momentum=0.9),
     )
     for k in range(3):
-        first.apply_gradients(zip(_grads(k), vs))
-        ref_first.apply_gradients(zip(_grads(k), ref_vs))
+        first.apply_gradients(zip(four_gradients(k), vs))
+        ref_first.apply_gradients(zip(four_gradients(k), ref_vs))
     assert first._groups
     momentum = [np.asarray(first.get_slot(v, "momentum")) for v in vs]
-    first.apply_gradients(zip(_grads(3), vs))  # packed again after the reads
-    ref_first.apply_gradients(zip(_grads(3), ref_vs))
+    first.apply_gradients(zip(four_gradients(3), vs))  # packed again after the reads
+    ref_first.apply_gradients(zip(four_gradients(3), ref_vs))
     second, ref_second = optimizers.Adam(0.05), optimizers.Adam(0.05)
     for k in range(3):
-        second.apply_gradients(zip(_grads(k), vs))
-        ref_second.apply_gradients(zip(_grads(k), ref_vs))
+        second.apply_gradients(zip(four_gradients(k), vs))
+        ref_second.apply_gradients(zip(four_gradients(k), ref_vs))
     # The new optimizer packs (it used to step through the first one's group,
     # one read and one write per variable), with the same numbers.
     assert second._groups and not first._groups
@@ -544,10 +535,10 @@ def test_a_second_optimizer_takes_the_variables_back_and_packs_them():
             first.get_slot(v, "momentum"), ref_first.get_slot(r, "momentum")
         )
     for k in range(2):  # in turn: neither re-packs on every switch
-        first.apply_gradients(zip(_grads(k), vs))
-        ref_first.apply_gradients(zip(_grads(k), ref_vs))
-        second.apply_gradients(zip(_grads(k), vs))
-        ref_second.apply_gradients(zip(_grads(k), ref_vs))
+        first.apply_gradients(zip(four_gradients(k), vs))
+        ref_first.apply_gradients(zip(four_gradients(k), ref_vs))
+        second.apply_gradients(zip(four_gradients(k), vs))
+        ref_second.apply_gradients(zip(four_gradients(k), ref_vs))
         assert not first._groups and second._groups
     for v, r in zip(vs, ref_vs):
         np.testing.assert_allclose(v.numpy(), r.numpy(), rtol=1e-6)
@@ -556,16 +547,16 @@ def test_a_second_optimizer_takes_the_variables_back_and_packs_them():
 def test_variables_of_a_dropped_optimizer_are_packed_by_the_next():
     import gc
 
-    vs = _four()
+    vs = four_variables()
     old = optimizers.Adam(0.1)
-    old.apply_gradients(zip(_grads(0), vs))
+    old.apply_gradients(zip(four_gradients(0), vs))
     values = [v.numpy() for v in vs]
     del old
     gc.collect()  # the group outlives its optimizer (the variables hold it)
     new = optimizers.SGD(1.0)
-    new.apply_gradients(zip(_grads(1), vs))
+    new.apply_gradients(zip(four_gradients(1), vs))
     assert new._groups
-    for v, before, g in zip(vs, values, _grads(1)):
+    for v, before, g in zip(vs, values, four_gradients(1)):
         np.testing.assert_allclose(v.numpy(), before - np.asarray(g), rtol=1e-6)
 
 

@@ -106,12 +106,17 @@ def test_kernel_under_vmap_runs_per_example():
 _SHAPES = [(64, 128), (128,), (100, 100), (17,)] * 6
 
 
-def _train(native: bool, steps: int = 4, **kwargs):
+def _train(native: bool, steps: int = 4, optimizer=Adam, exclude=False, **kwargs):
+    """``steps`` of ``optimizer(0.01, **kwargs)`` over ``_SHAPES`` (with
+    ``exclude``, the 1-D variables exempt from weight decay), the kernel on
+    or off; returns the optimizer and the variables."""
     rng = np.random.default_rng(0)
     variables = [
         optaxish.Variable(rng.standard_normal(s).astype(np.float32)) for s in _SHAPES
     ]
-    opt = Adam(0.01, **kwargs)
+    opt = optimizer(0.01, **kwargs)
+    if exclude:
+        opt.exclude_from_weight_decay(var_list=[v for v in variables if v.ndim == 1])
     if not native:
         opt._native_kernel = None
     for _ in range(steps):
@@ -123,6 +128,11 @@ def _train(native: bool, steps: int = 4, **kwargs):
     return opt, variables
 
 
+def _uses_kernel(opt) -> bool:
+    (group,) = opt._groups.values()
+    return native_step_applies(opt, [group.values])
+
+
 def _slots(opt, variables):
     return [np.asarray(opt.get_slot(v, s)) for v in variables for s in ("m", "v")]
 
@@ -131,9 +141,7 @@ def test_facade_packed_adam_uses_the_kernel():
     ours, ours_vars = _train(native=True)
     theirs, their_vars = _train(native=False)
     assert ours._groups and theirs._groups  # both packed
-    (group,) = ours._groups.values()
-    assert native_step_applies(ours, [group.values])
-    assert not native_step_applies(theirs, [group.values])
+    assert _uses_kernel(ours) and not _uses_kernel(theirs)
     for a, b in zip(ours_vars, their_vars):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=5e-7, atol=1e-30)
     for a, b in zip(_slots(ours, ours_vars), _slots(theirs, their_vars)):
@@ -205,8 +213,7 @@ def test_build_failure_and_switch_off_fall_back(monkeypatch, tmp_path):
     assert not _native.adam_available()
     assert _native.unavailable_reason() == "turned off by OPTAXISH_NATIVE=0"
     off, off_vars = _train(native=True, steps=2)
-    (group,) = off._groups.values()
-    assert not native_step_applies(off, [group.values])
+    assert not _uses_kernel(off)
     monkeypatch.undo()
     on, on_vars = _train(native=True, steps=2)
     for a, b in zip(off_vars, on_vars):
@@ -223,30 +230,11 @@ def test_build_is_cached_by_content(monkeypatch, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporaries
 
 
-def _train_adamw(native: bool, exclude: bool = False, **kwargs):
-    rng = np.random.default_rng(2)
-    variables = [
-        optaxish.Variable(rng.standard_normal(s).astype(np.float32)) for s in _SHAPES
-    ]
-    opt = AdamW(0.01, **kwargs)
-    if exclude:
-        opt.exclude_from_weight_decay(var_list=[v for v in variables if v.ndim == 1])
-    if not native:
-        opt._native_kernel = None
-    for _ in range(4):
-        grads = [
-            jnp.asarray(rng.standard_normal(s).astype(np.float32)) for s in _SHAPES
-        ]
-        opt.apply_gradients(zip(grads, variables))
-    (group,) = opt._groups.values()
-    return opt, variables, native_step_applies(opt, [group.values])
-
-
 @pytest.mark.parametrize("weight_decay", [0.004, 0.0])
 def test_facade_adamw_uses_the_kernel_with_its_decay(weight_decay):
-    ours, ours_vars, used = _train_adamw(True, weight_decay=weight_decay)
-    theirs, their_vars, _ = _train_adamw(False, weight_decay=weight_decay)
-    assert used
+    ours, ours_vars = _train(True, optimizer=AdamW, weight_decay=weight_decay)
+    theirs, their_vars = _train(False, optimizer=AdamW, weight_decay=weight_decay)
+    assert _uses_kernel(ours)
     for a, b in zip(ours_vars, their_vars):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=5e-7, atol=1e-30)
     for a, b in zip(_slots(ours, ours_vars), _slots(theirs, their_vars)):
@@ -254,5 +242,5 @@ def test_facade_adamw_uses_the_kernel_with_its_decay(weight_decay):
 
 
 def test_facade_adamw_with_exclusions_keeps_xlas_loops():
-    _, _, used = _train_adamw(True, exclude=True, weight_decay=0.004)
-    assert not used  # the decay is masked per variable
+    opt, _ = _train(True, optimizer=AdamW, exclude=True, weight_decay=0.004)
+    assert not _uses_kernel(opt)  # the decay is masked per variable

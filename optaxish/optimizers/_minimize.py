@@ -99,7 +99,8 @@ class MinimizeMixin:
         indices: list[int],
         args: tuple,
         grads_first: bool = False,
-        steps: dict | None = None,
+        *,
+        steps: dict,
         mark: Any = None,
     ) -> jax.Array:
         """Runs ``make()``'s step, compiled once per ``key``; returns
@@ -107,32 +108,37 @@ class MinimizeMixin:
 
         The carry and the values are donated; the carry's ``iterations`` and
         hyperparameters go in apart, not donated, and the hyperparameters the
-        step leaves unchanged are not returned (``scalars_apart``). Unpacked, the per-variable step
-        counts stay outside the compiled step and are stored as holes (see
-        ``_count_holes``). Packed, with ``grads_first`` (``args[0]`` is the
-        list of per-variable gradients), the gradients are packed into the
-        group's donated gradient buffers before the step. ``steps`` (an
-        ``ApplyPlan``'s) remembers the compiled steps of ``key`` by packing.
+        step leaves unchanged are not returned (``scalars_apart``).
+        Unpacked, the per-variable step counts stay outside the compiled step
+        and are stored as holes (see ``_count_holes``). Packed, with
+        ``grads_first`` (``args[0]`` is the list of per-variable gradients),
+        the gradients are packed into the group's donated gradient buffers
+        before the step, unless the step reads them where they are
+        (``_reads_grads_in_place``). ``steps`` (an ``ApplyPlan``'s or a
+        ``MinimizePlan``'s) remembers, by packing, the compiled step of
+        ``key`` and whether it takes the gradient buffers: decided once, at
+        compile time, so the call always matches the compiled step.
 
         ``mark`` (``_registry_mark()``'s, taken before the variables were
         registered) says what to forget when tracing or running the step
         raises: the variables this call registered, so that the optimizer's
         weights are as before the call.
         """
-        if steps is not None and type(self)._commit_carry is _plain_commit:
-            fn = steps.get(True)
-            group = None if fn is None else self._groups.get(tuple(indices))
+        if type(self)._commit_carry is _plain_commit:
+            compiled = steps.get(True)
+            group = None if compiled is None else self._groups.get(tuple(indices))
             if group is not None and self._packing_allowed():
-                return self._run_packed(group, fn, args, grads_first, mark)
+                return self._run_packed(group, *compiled, args, mark)
         try:
             carry, values, holes = self._step_inputs(indices)
             packed = packed_step(values)
-            into = packed and grads_first and not self._reads_grads_in_place(values)
-            fn = None if steps is None else steps.get(packed)
-            if fn is None:
+            compiled = steps.get(packed)
+            if compiled is None:
+                into = packed and grads_first
+                into = into and not self._reads_grads_in_place(values)
                 fn = self._compiled(make, (key, packed), holes, into)
-                if steps is not None:
-                    steps[packed] = fn
+                compiled = steps[packed] = (fn, into)
+            fn, into = compiled
             # `iterations` and the hyperparameters go in apart, not donated
             # (see `scalars_apart`).
             sub = self._carry_sub(carry)
@@ -159,14 +165,15 @@ class MinimizeMixin:
         self,
         group: Any,
         fn: Callable,
+        into: bool,
         args: tuple,
-        grads_first: bool,
         mark: Any,
     ) -> jax.Array:
         """:meth:`_run` once the step ``fn`` of the packed ``group`` is
-        compiled, for an optimizer whose carry is its own state: the same
-        work as ``_prepare``, the call and ``_commit`` (keep them in step),
-        in fewer calls (a small model's step is mostly this host work)."""
+        compiled (taking the group's gradient buffers when ``into``), for an
+        optimizer whose carry is its own state: the same work as
+        ``_prepare``, the call and ``_commit`` (keep them in step), in fewer
+        calls (a small model's step is mostly this host work)."""
         cold = self._cold
         hyperparams = self._step_hyperparams()
         carry = type(cold)(None, None, (group.state,))
@@ -176,9 +183,7 @@ class MinimizeMixin:
                 carry,
                 [group.values],
                 args,
-                group
-                if grads_first and not self._reads_grads_in_place([group.values])
-                else None,
+                group if into else None,
                 cold.iterations,
                 hyperparams,
             )
@@ -586,7 +591,6 @@ class MinimizeMixin:
             self.__dict__["_minimize_streak"] = (None, 0)  # `_remember_minimize`'s
             base, indices, extras, mark = plan.base, plan.indices, plan.extras, None
             steps = plan.steps
-            seed = None if grad_loss is None else jnp.asarray(grad_loss)
         else:
             self.__dict__.pop("_minimize_plan", None)
             for v in variables:
@@ -596,7 +600,6 @@ class MinimizeMixin:
                     loss()
                 return None
             unique_variables(variables, "var_list")
-            seed = None if grad_loss is None else jnp.asarray(grad_loss)
             # The step is traced with these variables bound (the loss reads
             # them by identity), so it is compiled per variable list, not per
             # shapes.
@@ -626,6 +629,7 @@ class MinimizeMixin:
 
             return step
 
+        seed = None if grad_loss is None else jnp.asarray(grad_loss)
         extra_values = [v.value for v in extras]  # not donated: no copy
         iterations = self._run(
             base, make, indices, (extra_values, seed), steps=steps, mark=mark

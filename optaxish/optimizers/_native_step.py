@@ -63,45 +63,34 @@ def _own_update_rule(cls: type) -> bool:
     )
 
 
-def native_step(opt: Any, prepared: Any, values: list) -> tuple[Any, list]:
-    """The step's ``(new OptimizerState, [new packed values])`` by the kernel.
+def native_step(opt: Any, prepared: Any, values: list) -> tuple[tuple, list]:
+    """The step's new inner states and ``[new packed values]`` by the kernel.
 
     ``prepared`` is the optimizer's ``_prepare_step`` result; the inner state
     is ``chain(scale_by_adam(epsilon_hat=True), scale(-lr))``'s (AdamW's has
     ``add_decayed_weights`` between them), whose counts ``_prepare_step`` set
     to ``iterations``.
     """
-    from optaxish.optimizers._optimizer import OptimizerState
-
     grads = prepared.grads  # [Packed], or the group's per-variable gradients
     ((adam, *rest),) = prepared.inner_state  # then (decay and) scale states
     decayed = opt._native_kernel == "adamw" and opt._decayed
     hp = prepared.hyperparams
     b1, b2 = hp["beta_1"], hp["beta_2"]
     count = _numerics.safe_increment(adam.count)
-    factor = epsilon_hat_factor(b1, b2, count)  # as `scale_by_adam` computes it
     (params,) = values
-    pieces = grads[0].buffers if packed_step(grads) else grads
-    ((new_params, mu, nu),) = [
-        _native.adam_step(
-            params.buffers[0],
-            adam.mu.buffers[0],
-            adam.nu.buffers[0],
-            pieces,
-            b1=b1,
-            b2=b2,
-            factor=factor,
-            eps=opt.epsilon,
-            eps_root=0.0,
-            neg_lr=-prepared.learning_rate,
-            weight_decay=hp["weight_decay"] if decayed else None,
-        )
-    ]
+    new_params, mu, nu = _native.adam_step(
+        params.buffers[0],
+        adam.mu.buffers[0],
+        adam.nu.buffers[0],
+        grads[0].buffers if packed_step(grads) else grads,
+        b1=b1,
+        b2=b2,
+        factor=epsilon_hat_factor(b1, b2, count),  # as `scale_by_adam` has it
+        eps=opt.epsilon,
+        eps_root=0.0,
+        neg_lr=-prepared.learning_rate,
+        weight_decay=hp["weight_decay"] if decayed else None,
+    )
     layout = params.layout
-    adam = ScaleByAdamState(
-        count=count, mu=Packed((mu,), layout), nu=Packed((nu,), layout)
-    )
-    new_state = OptimizerState(
-        _numerics.safe_increment(prepared.iterations), hp, ((adam, *rest),)
-    )
-    return new_state, [Packed((new_params,), layout)]
+    adam = ScaleByAdamState(count, Packed((mu,), layout), Packed((nu,), layout))
+    return ((adam, *rest),), [Packed((new_params,), layout)]

@@ -299,11 +299,13 @@ class Optimizer(
         """
         if self._uses_hooks():  # a custom `_resource_apply_dense`
             return self._hook_update_values(state, values, grads, variables, aggregate)
-        if self._native_kernel is not None and native_step_applies(self, values):
+        if native_step_applies(self, values):
             prepared = self._prepare_step(
                 state, values, grads, variables, aggregate, gather=False
             )
-            return native_step(self, prepared, values)
+            inner, new_values = native_step(self, prepared, values)
+            it = _numerics.safe_increment(prepared.iterations)
+            return OptimizerState(it, prepared.hyperparams, inner), new_values
         new_state, updates = self._compute_updates(
             state, values, grads, variables, aggregate
         )
@@ -311,7 +313,7 @@ class Optimizer(
         return new_state, new_values
 
     def _reads_grads_in_place(self, values: list) -> bool:
-        return self._native_kernel is not None and native_step_applies(self, values)
+        return native_step_applies(self, values)  # the kernel reads the pieces
 
     def _compute_updates(
         self, state: OptimizerState, values, grads, variables=None, aggregate=True

@@ -107,7 +107,7 @@ class ApplyPlan(NamedTuple):
     unscale: bool
     indices: list[int]
     key: tuple
-    steps: dict
+    steps: dict  # by packing: (compiled step, takes gradient buffers)
     avals: tuple
 
 
@@ -125,7 +125,7 @@ class MinimizePlan(NamedTuple):
     base: tuple
     indices: list[int]
     extras: list
-    steps: dict  # the compiled steps of `base` by packing
+    steps: dict  # by packing: (compiled step of `base`, takes gradient buffers)
 
 
 def call_step(

@@ -128,12 +128,12 @@ def bias_correction(
     float32 ``decay``) and divided in the moment's dtype, so low-precision
     moments do not round it to 1. A float64 moment gets it computed in
     float64, from a float32 ``decay`` cast to float64 (as tf-keras; optax
-    keeps it float32). With ``reciprocal``,
-    float32/float64 moments are multiplied by its reciprocal instead: a
-    division per element costs several multiplications, enough to slow an
-    Adam step whose buffers sit in cache by 10 %; the result moves by an ulp
-    at most (which a transform that subtracts nearly equal moments, such as
-    ``scale_by_stddev``, would amplify: it keeps the division).
+    keeps it float32). With ``reciprocal``, float32/float64 moments are
+    multiplied by its reciprocal instead: a division per element costs
+    several multiplications, enough to slow an Adam step whose buffers sit in
+    cache by 10 %; the result moves by an ulp at most (which a transform that
+    subtracts nearly equal moments, such as ``scale_by_stddev``, would
+    amplify: it keeps the division).
 
     Args:
       moment: the moving average to correct (a tree).
