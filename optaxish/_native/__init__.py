@@ -1,4 +1,4 @@
-"""Native CPU kernels for the packed engine, with XLA's numbers.
+"""Native CPU kernels for the packed engine and loss scaling, with XLA's numbers.
 
 XLA:CPU compiles an Adam step into three loops (the first moment, the second,
 then the parameters, which read both new moments back): about 40 bytes of
@@ -9,9 +9,13 @@ order, with multiply-adds contracted into FMAs as XLA's LLVM usually contracts
 them: the results are XLA's, bit for bit in the common case and otherwise
 within the last bit of an operation (tested against XLA's loops).
 
-The kernel is compiled on first use (a few seconds, then cached; see
+:func:`sum_of_squares` reads every leaf of a tree in one call, where XLA:CPU
+runs a reduction kernel per leaf: loss scaling's finiteness check (a global
+norm) on a model of hundreds of tensors.
+
+Each kernel is compiled on first use (a few seconds, then cached; see
 ``_build``). Without a C++ compiler, off CPU, or with ``OPTAXISH_NATIVE=0`` in
-the environment, :func:`adam_available` is false and callers use XLA's loops;
+the environment, it is unavailable and callers use XLA's own operations;
 :func:`unavailable_reason` says why.
 """
 
@@ -22,28 +26,62 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from optaxish._native import _build
 
-_ADAM_TARGET = "optaxish_adam"
-_SOURCE = Path(__file__).with_name("adam.cc")
+
+class _Kernel(NamedTuple):
+    source: Path  # the C++ file
+    symbol: str  # its handler
+    target: str  # the custom call's name
+
+
+_KERNELS = {
+    "adam": _Kernel(
+        Path(__file__).with_name("adam.cc"), "OptaxishAdam", "optaxish_adam"
+    ),
+    "sum_squares": _Kernel(
+        Path(__file__).with_name("sum_squares.cc"),
+        "OptaxishSumSquares",
+        "optaxish_sum_squares",
+    ),
+}
+_ADAM_TARGET = _KERNELS["adam"].target
+_SOURCE = _KERNELS["adam"].source
 _LOCK = threading.Lock()
-_STATE: dict[str, str | bool] = {}  # "adam": True, or the reason it is off
+_STATE: dict[str, str | bool] = {}  # kernel name: True, or the reason it is off
 
 
-def _load_adam() -> bool | str:
+def _load(name: str) -> bool | str:
     if os.environ.get("OPTAXISH_NATIVE", "1") == "0":
         return "turned off by OPTAXISH_NATIVE=0"
+    kernel = _KERNELS[name]
     try:
-        lib = ctypes.cdll.LoadLibrary(str(_build.build(_SOURCE)))
-        capsule = jax.ffi.pycapsule(lib.OptaxishAdam)
-        jax.ffi.register_ffi_target(_ADAM_TARGET, capsule, platform="cpu")
+        lib = ctypes.cdll.LoadLibrary(str(_build.build(kernel.source)))
+        capsule = jax.ffi.pycapsule(getattr(lib, kernel.symbol))
+        jax.ffi.register_ffi_target(kernel.target, capsule, platform="cpu")
     except (RuntimeError, OSError, AttributeError, ValueError) as e:  # incl. timeouts
         return f"{type(e).__name__}: {e}"
     return True
+
+
+def _load_adam() -> bool | str:
+    return _load("adam")
+
+
+def _available(name: str) -> bool:
+    if jax.default_backend() != "cpu":
+        return False
+    if _STATE.get(name) is True:  # every packed step asks: no lock then
+        return True
+    with _LOCK:
+        if name not in _STATE:
+            _STATE[name] = _load(name)
+    return _STATE[name] is True
 
 
 def adam_available() -> bool:
@@ -55,21 +93,31 @@ def adam_available() -> bool:
       >>> isinstance(_native.adam_available(), bool)
       True
     """
-    if jax.default_backend() != "cpu":
-        return False
-    if _STATE.get("adam") is True:  # every packed step asks: no lock then
-        return True
-    with _LOCK:
-        if "adam" not in _STATE:
-            _STATE["adam"] = _load_adam()
-    return _STATE["adam"] is True
+    return _available("adam")
 
 
-def unavailable_reason() -> str | None:
-    """Why the Adam kernel is off (``None`` when it is on or not tried yet)."""
+def sum_squares_available() -> bool:
+    """Whether :func:`sum_of_squares` uses the native kernel on CPU (built
+    and registered on the first call); it works either way.
+
+    Examples:
+      >>> from optaxish import _native
+      >>> isinstance(_native.sum_squares_available(), bool)
+      True
+    """
+    return _available("sum_squares")
+
+
+def unavailable_reason(kernel: str = "adam") -> str | None:
+    """Why ``kernel`` (``"adam"`` or ``"sum_squares"``) is off (``None`` when
+    it is on or not tried yet)."""
+    if kernel not in _KERNELS:
+        raise ValueError(
+            f"`kernel` must be one of {sorted(_KERNELS)}. Received: kernel={kernel!r}"
+        )
     if jax.default_backend() != "cpu":
         return f"the default backend is {jax.default_backend()!r}, not 'cpu'"
-    state = _STATE.get("adam")
+    state = _STATE.get(kernel)
     return None if state is None or state is True else str(state)
 
 
@@ -125,3 +173,68 @@ def adam_step(
         vmap_method="sequential",
     )
     return tuple(call(params, mu, nu, scalars, *(g.reshape(-1) for g in pieces)))
+
+
+def _xla_sum_of_squares(*leaves: jax.Array) -> jax.Array:
+    total = jnp.zeros((), jnp.float32)
+    for x in leaves:
+        total = total + jnp.sum(jnp.square(x))
+    return total
+
+
+def _kernel_sum_of_squares(*leaves: jax.Array) -> jax.Array:
+    call = jax.ffi.ffi_call(
+        _KERNELS["sum_squares"].target,
+        jax.ShapeDtypeStruct((), jnp.float32),
+        vmap_method="sequential",
+    )
+    return call(*leaves)
+
+
+@jax.custom_jvp
+def _native_sum_of_squares(*leaves: jax.Array) -> jax.Array:
+    # Only the CPU lowering calls the kernel: a program lowered for another
+    # platform (or exported for several) keeps XLA's reductions.
+    return jax.lax.platform_dependent(
+        *leaves, cpu=_kernel_sum_of_squares, default=_xla_sum_of_squares
+    )
+
+
+@_native_sum_of_squares.defjvp
+def _native_sum_of_squares_jvp(primals, tangents):
+    # A custom call has no derivative of its own: d(sum x^2) = sum 2 x dx.
+    out = _native_sum_of_squares(*primals)
+    tangent = jnp.zeros((), jnp.float32)
+    for x, dx in zip(primals, tangents, strict=True):
+        tangent = tangent + 2 * jnp.sum(x * dx)
+    return out, tangent
+
+
+def sum_of_squares(leaves: Sequence[jax.Array]) -> jax.Array:
+    """The sum of the squares of every element of float32 ``leaves``.
+
+    On CPU with the kernel available, one native pass over all leaves (see the
+    module docstring): the same value as XLA's reductions up to their float32
+    rounding (it sums in float32 blocks and in double across them), the
+    same from run to run whatever the thread timing. Elsewhere, XLA's
+    reductions. Differentiable, and batched under ``vmap`` one example at a
+    time.
+
+    Raises:
+      ValueError: a leaf is not float32.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optaxish import _native
+      >>> float(_native.sum_of_squares([jnp.array([3.0]), jnp.array([4.0])]))
+      25.0
+    """
+    leaves = [jnp.asarray(x) for x in leaves]
+    wrong = [str(x.dtype) for x in leaves if x.dtype != jnp.float32]
+    if wrong:
+        raise ValueError(f"`leaves` must all be float32. Received dtypes {wrong}")
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    if not sum_squares_available():
+        return _xla_sum_of_squares(*leaves)
+    return _native_sum_of_squares(*leaves)
