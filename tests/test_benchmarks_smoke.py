@@ -159,3 +159,14 @@ def test_facade_native_benchmark_runs():
         assert f"  {side} " in out.stdout, out.stdout
     # Each side with XLA's loops also gives the kernel's ratio against it.
     assert len(re.findall(r"\(XLA loops\): kernel \d+\.\d+x", out.stdout)) == 3
+
+
+def test_floors_benchmark_prints_a_bound_per_target():
+    out = _run_module("benchmarks.floors", "--shapes", "mlp", "--reps", "2")
+    row = [line for line in out.stdout.splitlines() if line.startswith("| mlp |")]
+    assert len(row) == 1, out.stdout
+    cells = [c.strip().strip("*") for c in row[0].strip("|").split("|")]
+    serial, overlapped = (float(x) for x in cells[8].rstrip("x").split("-"))
+    assert 0 < serial <= overlapped, row
+    assert float(cells[9].rstrip("x")) >= overlapped  # no boundary: a looser bound
+    assert float(cells[10]) > 1.0 and cells[11] == "1.30", row

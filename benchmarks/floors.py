@@ -1,0 +1,136 @@
+"""What this machine allows: ``python -m benchmarks.floors``.
+
+Issue 5 and issue 3 set ratio targets for a 2-core CPU. Some of them sit past
+bounds that no implementation of the same step can cross here. This script
+measures those bounds in one process, interleaved (median of ``--reps`` rounds
+after warm-up, donated buffers, blocking), per shape of
+``../shared/bench/shapes.py``:
+
+* ``optax``: ``optax.adam`` then ``optax.apply_updates``, the reference;
+* ``optaxish``: ``optaxish.adam`` then ``optaxish.apply_updates`` on the tree;
+* ``boundary``: a jitted step that returns the parameters and Adam's state
+  unchanged, donated, with the gradients passed in: what crossing the ``jit``
+  boundary with a tree of that many leaves costs before any arithmetic;
+* ``check``: loss scaling's finiteness check alone (the gradients' global
+  norm, as ``loss_scaling_step`` computes it);
+* ``triad``: a fused ``a + b*c`` over as many elements, the bandwidth
+  reference.
+
+From these it prints the best ratio each target allows:
+
+* an Adam step on user-held trees cannot beat ``optax / (boundary + 28 B per
+  parameter at the triad's rate)`` when the host's work at the boundary and
+  the step's arithmetic run one after the other, nor ``optax / max(boundary,
+  28 B at the triad's rate)`` were they to overlap completely (on two cores
+  they compete for the same cores: the truth lies between);
+* a packed step that crosses no boundary cannot beat ``optax / (28 B per
+  parameter at the triad's rate)``;
+* a loss-scaling wrapper around a plain ``adam`` runs the check before the
+  step (the step's ``lax.cond`` waits for it), so it cannot beat
+  ``(optaxish + check) / optaxish``;
+* the optax-protocol wrapper (``apply_if_finite``, ``loss_scaling`` then
+  ``apply_updates``) moves at least 52 bytes per parameter against the fused
+  step's 40 with XLA's loops: the check reads the gradients (4), the updates
+  leave the ``cond`` in a buffer of their own (written, then read: 8) before
+  ``apply_updates`` reads the parameters again. That bound is arithmetic, not
+  measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import jax
+import numpy as np
+import optax
+
+import optaxish
+from benchmarks import _harness as H
+from optaxish.loss_scale import _values
+
+PROTOCOL_FLOOR = 52 / 40  # bytes per parameter, optax protocol against fused
+
+
+class CheckRunner:
+    """Runs loss scaling's finiteness check (the raw global norm) ``k`` times."""
+
+    def __init__(self, grads_np):
+        self.grads = H.tree_to_device(grads_np)
+        self.fn = jax.jit(lambda g: _values._raw_norm(jax.tree.leaves(g)))
+
+    def __call__(self, k: int) -> None:
+        out = None
+        for _ in range(k):
+            out = self.fn(self.grads)
+        jax.block_until_ready(out)
+
+
+def measure(shape: str, spec: dict, reps: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    params = {k: rng.standard_normal(s).astype(np.float32) for k, s in spec.items()}
+    grads = {
+        k: 0.01 * rng.standard_normal(s).astype(np.float32) for k, s in spec.items()
+    }
+    n = sum(int(np.prod(s)) for s in spec.values())
+    adam = optax.adam(1e-3)
+    boundary = H.Impl(init=adam.init, step=lambda p, g, s: (p, s))
+    runners = {
+        "optax": H.StepRunner(
+            H.transform_impl(adam, optax.apply_updates), params, grads
+        ),
+        "optaxish": H.StepRunner(
+            H.transform_impl(optaxish.adam(1e-3), optaxish.apply_updates), params, grads
+        ),
+        "boundary": H.StepRunner(boundary, params, grads),
+        "check": CheckRunner(grads),
+        "triad": H.TriadRunner(n),
+    }
+    for run in runners.values():
+        run(3)
+    inner, _ = H.calibrate_inner(runners, 0.02)
+    samples = H.time_interleaved(runners, reps, inner)
+    ms = {name: statistics.median(s) * 1e3 for name, s in samples.items()}
+    triad_gbps = H.TRIAD_BYTES_PER_ELEMENT * n / ms["triad"] / 1e6
+    at_triad = H.ADAM_BYTES_PER_PARAMETER * n / triad_gbps / 1e6  # ms
+    tree_serial = ms["optax"] / (ms["boundary"] + at_triad)
+    tree_overlapped = ms["optax"] / max(ms["boundary"], at_triad)
+    packed_best = ms["optax"] / at_triad
+    check_floor = (ms["optaxish"] + ms["check"]) / ms["optaxish"]
+    return [
+        f"| {shape} | {len(spec)} | {ms['optax']:.2f} | {ms['optaxish']:.2f} "
+        f"| {ms['boundary']:.2f} | {ms['check']:.2f} | {triad_gbps:.1f} "
+        f"| {at_triad:.2f} | **{tree_serial:.2f}-{tree_overlapped:.2f}x** | **{packed_best:.2f}x** "
+        f"| **{check_floor:.2f}** | {PROTOCOL_FLOOR:.2f} |"
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="mixed_400,single_4m,mlp,resnet50_like")
+    parser.add_argument("--reps", type=int, default=30, help="timed rounds per shape")
+    args = parser.parse_args(argv)
+    shapes = H.load_shapes()
+    for line in H.machine_lines(H.machine_info()):
+        print(line)
+    print()
+    print(
+        "| shape | leaves | optax ms | optaxish ms | boundary ms | check ms | triad GB/s "
+        "| 28 B/param at triad, ms | best x optax, user-held tree (serial-overlapped) "
+        "| best x optax, packed | loss scaling (plain adam) floor "
+        "| optax-protocol floor |"
+    )
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for shape in args.shapes.split(","):
+        for line in measure(shape, dict(shapes.ALL[shape]()), args.reps):
+            print(line, flush=True)
+    print(
+        "\nTargets: user-held trees >= 2x, packed (facade) >= 3x, loss-scaling "
+        "overhead <= 1.10."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
