@@ -30,8 +30,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 # Around the kernel's block (4,096) and chunk (65,536) boundaries, and the
-# 32-element vector loop.
-_SIZES = [0, 1, 7, 31, 32, 33, 4095, 4097, 65_535, 65_537, 200_003]
+# 32-element vector loop; 1,000,003 elements (16 chunks) share the work with
+# a thread of XLA's pool.
+_SIZES = [0, 1, 7, 31, 32, 33, 4095, 4097, 65_535, 65_537, 200_003, 1_000_003]
 
 
 def _exact(leaves) -> float:

@@ -4,7 +4,7 @@ The shared library is compiled on first use with the system's C++ compiler
 (``$CXX``, default ``g++``) against the XLA FFI headers that jaxlib ships, and
 kept in a cache directory (``$OPTAXISH_CACHE_DIR``, default
 ``$XDG_CACHE_HOME/optaxish`` or ``~/.cache/optaxish``) under a name derived
-from everything that shapes the binary: the source, the flags, the jaxlib
+from everything that shapes the binary: the source and the headers beside it, the flags, the jaxlib
 version, the compiler and the CPU. Several processes may build at once: each
 writes its own temporary file and renames it into place.
 """
@@ -74,7 +74,10 @@ def build(source: Path) -> Path:
     except subprocess.TimeoutExpired as e:
         raise RuntimeError(f"{compiler} --version did not answer in 60 s") from e
     key = hashlib.sha256()
-    for part in (source.read_bytes(), " ".join(FLAGS).encode(), jaxlib.__version__):
+    # The headers beside the source (``chunks.h``) are part of the binary too.
+    headers = sorted(source.parent.glob("*.h"))
+    sources = [source.read_bytes()] + [h.read_bytes() for h in headers]
+    for part in (*sources, " ".join(FLAGS).encode(), jaxlib.__version__):
         key.update(part if isinstance(part, bytes) else part.encode())
     key.update((version + _cpu_description() + platform.machine()).encode())
     out_dir = cache_dir()
@@ -85,7 +88,8 @@ def build(source: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{source.stem}-", suffix=".so")
     os.close(fd)
     try:
-        cmd = [found, *FLAGS, f"-I{jax.ffi.include_dir()}", str(source), "-o", tmp]
+        includes = [f"-I{jax.ffi.include_dir()}", f"-I{source.parent}"]
+        cmd = [found, *FLAGS, *includes, str(source), "-o", tmp]
         try:
             done = subprocess.run(
                 [*cmd, "-lpthread"], capture_output=True, text=True, timeout=300

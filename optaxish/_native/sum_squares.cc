@@ -14,12 +14,10 @@
 // XLA's float32 tree reduction. A NaN or infinity anywhere makes it NaN or
 // infinite, which is what the finiteness check reads.
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
-#include <memory>
-#include <thread>
 #include <vector>
 
+#include "chunks.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -59,60 +57,26 @@ double SumSquaresOf(const float* x, int64_t n) {
   return total;
 }
 
-// The operands as one index space, cut into chunks. Shared (shared_ptr) with
-// the pool's tasks, which may start after the caller has finished every chunk
-// and returned: they then find no chunk left and touch nothing else.
-struct Reduction {
-  std::vector<const float*> data;
-  std::vector<int64_t> starts;  // starts[k]: the first index of operand k
-  int64_t chunks = 0;
-  std::vector<double> partial;  // one slot a chunk
-  std::atomic<int64_t> next{0};
-  std::atomic<int64_t> done{0};
-
-  void Work() {
-    for (;;) {
-      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
-      if (c >= chunks) return;
-      int64_t lo = c * kChunk;
-      const int64_t hi = std::min(starts.back(), lo + kChunk);
-      size_t k = std::upper_bound(starts.begin(), starts.end(), lo) - starts.begin() - 1;
-      double sum = 0;
-      while (lo < hi) {
-        const int64_t end = std::min(hi, starts[k + 1]);
-        sum += SumSquaresOf(data[k] + (lo - starts[k]), end - lo);
-        lo = end;
-        ++k;
-      }
-      partial[c] = sum;
-      done.fetch_add(1, std::memory_order_release);
-    }
-  }
-};
-
 ffi::Error SumSquaresImpl(ffi::ThreadPool pool, ffi::RemainingArgs operands,
                           ffi::ResultBuffer<ffi::F32> out) {
-  auto r = std::make_shared<Reduction>();
-  r->starts.push_back(0);
+  optaxish::Pieces pieces;
   for (size_t i = 0; i < operands.size(); ++i) {
     auto x = operands.get<ffi::Buffer<ffi::F32>>(i);
     if (x.has_error()) return x.error();
-    if (x->element_count() == 0) continue;
-    r->data.push_back(x->typed_data());
-    r->starts.push_back(r->starts.back() + x->element_count());
+    pieces.Add(x->typed_data(), x->element_count());
   }
-  r->chunks = (r->starts.back() + kChunk - 1) / kChunk;
-  r->partial.assign(r->chunks, 0.0);
+  std::vector<double> partial((pieces.size() + kChunk - 1) / kChunk, 0.0);
   // A helper only pays for itself with a few chunks each.
-  const int64_t helpers =
-      std::min<int64_t>(pool.num_threads(), r->chunks / 4) - 1;
-  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([r] { r->Work(); });
-  r->Work();
-  while (r->done.load(std::memory_order_acquire) < r->chunks) {
-    std::this_thread::yield();  // a helper is finishing its last chunk
-  }
+  optaxish::ForEachChunk(pool, pieces.size(), kChunk, 4,
+                         [&](int64_t c, int64_t lo, int64_t hi) {
+                           double sum = 0;
+                           pieces.ForRange(lo, hi, [&](const float* x, int64_t, int64_t n) {
+                             sum += SumSquaresOf(x, n);
+                           });
+                           partial[c] = sum;
+                         });
   double total = 0;
-  for (double p : r->partial) total += p;
+  for (double p : partial) total += p;
   *out->typed_data() = static_cast<float>(total);
   return ffi::Error::Success();
 }
