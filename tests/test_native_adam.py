@@ -231,6 +231,20 @@ def test_build_is_cached_by_content(monkeypatch, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporaries
 
 
+def test_build_key_covers_the_headers_beside_the_source(monkeypatch, tmp_path):
+    # chunks.h is compiled into every kernel: editing it must rebuild them.
+    monkeypatch.setenv("OPTAXISH_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("adam.cc", "chunks.h"):
+        (src / name).write_bytes((_native._SOURCE.parent / name).read_bytes())
+    first = _build.build(src / "adam.cc")
+    with open(src / "chunks.h", "a") as header:
+        header.write("// an edit\n")
+    second = _build.build(src / "adam.cc")
+    assert first != second and first.exists() and second.exists()
+
+
 @pytest.mark.parametrize("weight_decay", [0.004, 0.0])
 def test_facade_adamw_uses_the_kernel_with_its_decay(weight_decay):
     ours, ours_vars = _train(True, optimizer=AdamW, weight_decay=weight_decay)

@@ -4,9 +4,9 @@ The shared library is compiled on first use with the system's C++ compiler
 (``$CXX``, default ``g++``) against the XLA FFI headers that jaxlib ships, and
 kept in a cache directory (``$OPTAXISH_CACHE_DIR``, default
 ``$XDG_CACHE_HOME/optaxish`` or ``~/.cache/optaxish``) under a name derived
-from everything that shapes the binary: the source and the headers beside it, the flags, the jaxlib
-version, the compiler and the CPU. Several processes may build at once: each
-writes its own temporary file and renames it into place.
+from everything that shapes the binary: the source and the headers beside it,
+the flags, the jaxlib version, the compiler and the CPU. Several processes may
+build at once: each writes its own temporary file and renames it into place.
 """
 
 from __future__ import annotations
