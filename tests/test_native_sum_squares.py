@@ -82,9 +82,39 @@ def test_differentiable_and_batched():
     grads = jax.grad(_native.sum_of_squares)(leaves)
     for g, x in zip(grads, leaves):
         np.testing.assert_allclose(g, 2 * x, rtol=1e-6)
+    # Under vmap (per-example norms) XLA reduces each example; an unbatched
+    # leaf counts once per example.
     rows = jnp.arange(3.0)[:, None] * jnp.ones((3, 100_000))
-    batched = jax.vmap(lambda r: _native.sum_of_squares([r]))(rows)
-    np.testing.assert_allclose(batched, [0.0, 1e5, 4e5], rtol=1e-6)
+
+    def per_example(r):
+        return _native.sum_of_squares([r, leaves[1]])
+
+    batched = jax.jit(jax.vmap(per_example))(rows)
+    np.testing.assert_allclose(batched, [60.0, 1e5 + 60, 4e5 + 60], rtol=1e-6)
+    assert not _uses_kernel(jax.vmap(per_example), rows)
+    per_row = jax.vmap(jax.grad(per_example))(rows)
+    np.testing.assert_allclose(per_row, 2 * rows, rtol=1e-6)
+
+
+def test_global_norm_and_clipping_read_large_float32_trees_natively():
+    rng = np.random.default_rng(3)
+    tree = {
+        f"w{i}": jnp.asarray(rng.standard_normal(30_000), jnp.float32) for i in range(4)
+    }
+    assert _uses_kernel(optaxish.global_norm, tree)
+    exact = np.sqrt(_exact(tree.values()))
+    np.testing.assert_allclose(
+        float(jax.jit(optaxish.global_norm)(tree)), exact, rtol=1e-6
+    )
+    clip = optaxish.clip_by_global_norm(1.0)
+    clipped, _ = jax.jit(clip.update)(tree, clip.init(tree))
+    np.testing.assert_allclose(float(optaxish.global_norm(clipped)), 1.0, rtol=1e-6)
+    # Small trees, one leaf (a packed buffer: XLA's one reduction is as fast)
+    # and other dtypes keep XLA's reductions and their bits.
+    assert not _uses_kernel(optaxish.global_norm, {"w": jnp.ones(1000)})
+    assert not _uses_kernel(optaxish.global_norm, {"w": jnp.ones(200_000)})
+    halves = jax.tree.map(lambda x: x.astype(jnp.bfloat16), tree)
+    assert not _uses_kernel(optaxish.global_norm, halves)
 
 
 def test_rejects_other_dtypes_naming_them():
@@ -121,11 +151,11 @@ def _tree(n_leaves: int, size: int, dtype=jnp.float32, seed: int = 0) -> dict:
 
 def test_the_check_uses_the_kernel_only_on_large_float32_trees():
     scale = jnp.float32(2.0**15)
-    big = _tree(3, _values.NATIVE_NORM_MIN_SIZE // 2)
+    big = _tree(3, _native.MIN_SUM_SQUARES_SIZE // 2)
     assert _uses_kernel(_values._norm_and_finite, big, scale)
     small = _tree(3, 1000)
     assert not _uses_kernel(_values._norm_and_finite, small, scale)
-    low = _tree(3, _values.NATIVE_NORM_MIN_SIZE, jnp.bfloat16)
+    low = _tree(3, _native.MIN_SUM_SQUARES_SIZE, jnp.bfloat16)
     assert not _uses_kernel(_values._norm_and_finite, low, scale)
 
 
@@ -140,7 +170,7 @@ def _fuzzed_training(native: bool, inner, steps: int = 8):
     def step(g, s, p):
         return lsm.loss_scaling_step(inner, g, s, p)
 
-    with mock.patch.object(_values, "NATIVE_NORM_MIN_SIZE", threshold):
+    with mock.patch.object(_native, "MIN_SUM_SQUARES_SIZE", threshold):
         assert _uses_kernel(step, params, state, params) == native
         jitted = jax.jit(step)
         history = []
@@ -186,7 +216,7 @@ def test_keras_loss_scale_optimizer_steps_as_without_the_kernel():
     values = [np.linspace(-1, 1, 40_000, dtype=np.float32) * (k + 1) for k in range(3)]
 
     def train(threshold):
-        with mock.patch.object(_values, "NATIVE_NORM_MIN_SIZE", threshold):
+        with mock.patch.object(_native, "MIN_SUM_SQUARES_SIZE", threshold):
             opt = LossScaleOptimizer(
                 Adam(1e-2, global_clipnorm=1.0), initial_scale=64.0
             )
@@ -212,7 +242,7 @@ def test_a_step_exports_with_the_kernels_off(monkeypatch):
     # jax.export refuses custom calls; with OPTAXISH_NATIVE=0 (here: the
     # kernel marked off, as that variable leaves it) the step exports.
     inner = optaxish.adam(1e-3)
-    params = _tree(2, _values.NATIVE_NORM_MIN_SIZE)
+    params = _tree(2, _native.MIN_SUM_SQUARES_SIZE)
     state = lsm.loss_scaling(inner).init(params)
 
     def step(g, s, p):

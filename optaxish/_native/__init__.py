@@ -186,18 +186,36 @@ def _kernel_sum_of_squares(*leaves: jax.Array) -> jax.Array:
     call = jax.ffi.ffi_call(
         _KERNELS["sum_squares"].target,
         jax.ShapeDtypeStruct((), jnp.float32),
-        vmap_method="sequential",
+        vmap_method="sequential",  # not reached: `_unbatched_sum` batches itself
     )
     return call(*leaves)
 
 
-@jax.custom_jvp
-def _native_sum_of_squares(*leaves: jax.Array) -> jax.Array:
+@jax.custom_batching.custom_vmap
+def _unbatched_sum(*leaves: jax.Array) -> jax.Array:
     # Only the CPU lowering calls the kernel: a program lowered for another
     # platform (or exported for several) keeps XLA's reductions.
     return jax.lax.platform_dependent(
         *leaves, cpu=_kernel_sum_of_squares, default=_xla_sum_of_squares
     )
+
+
+@_unbatched_sum.def_vmap
+def _batched_sum(axis_size, in_batched, *leaves):
+    # Under vmap (per-example norms) XLA reduces each example's rows; the
+    # kernel would run once per example. Batched leaves lead with the axis.
+    total = jnp.zeros((axis_size,), jnp.float32)
+    for x, batched in zip(leaves, in_batched, strict=True):
+        if batched:
+            total = total + jnp.sum(jnp.square(x).reshape(axis_size, -1), axis=1)
+        else:
+            total = total + jnp.sum(jnp.square(x))
+    return total, True
+
+
+@jax.custom_jvp
+def _native_sum_of_squares(*leaves: jax.Array) -> jax.Array:
+    return _unbatched_sum(*leaves)
 
 
 @_native_sum_of_squares.defjvp
@@ -210,15 +228,35 @@ def _native_sum_of_squares_jvp(primals, tangents):
     return out, tangent
 
 
+# Smaller float32 trees (toy models, doctests) keep XLA's reductions and their
+# exact bits: the kernel would save them microseconds (a 65,536-element leaf:
+# 82 against 7 us, standalone).
+MIN_SUM_SQUARES_SIZE = 1 << 16
+
+
+def sum_of_squares_applies(leaves: Sequence[jax.typing.ArrayLike]) -> bool:
+    """Whether :func:`sum_of_squares` should replace XLA's reductions here:
+    two or more float32 leaves of at least ``MIN_SUM_SQUARES_SIZE`` elements
+    in all, with the kernel available (on CPU). One leaf (a packed buffer)
+    keeps XLA's single reduction, which measured as fast inside a clipped
+    Adam step (1.03-1.10x against the kernel's 1.11-1.16x)."""
+    arrays = [jnp.asarray(x) for x in leaves]
+    return (
+        len(arrays) >= 2
+        and all(x.dtype == jnp.float32 for x in arrays)
+        and sum(x.size for x in arrays) >= MIN_SUM_SQUARES_SIZE
+        and sum_squares_available()
+    )
+
+
 def sum_of_squares(leaves: Sequence[jax.Array]) -> jax.Array:
     """The sum of the squares of every element of float32 ``leaves``.
 
     On CPU with the kernel available, one native pass over all leaves (see the
     module docstring): the same value as XLA's reductions up to their float32
     rounding (it sums in float32 blocks and in double across them), the
-    same from run to run whatever the thread timing. Elsewhere, XLA's
-    reductions. Differentiable, and batched under ``vmap`` one example at a
-    time.
+    same from run to run whatever the thread timing. Elsewhere, and under
+    ``vmap``, XLA's reductions. Differentiable.
 
     Raises:
       ValueError: a leaf is not float32.

@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optaxish import _native
 from optaxish.tree import global_norm
 
 _F32 = np.float32
@@ -458,27 +457,6 @@ def _squares_safely(dtype: Any) -> bool:
     ) == jnp.dtype(dtype)
 
 
-# Smaller trees (toy models, doctests) keep XLA's reductions and their exact
-# bits: the kernel would save them microseconds (a 65,536-element leaf: 82
-# against 7 us, standalone).
-NATIVE_NORM_MIN_SIZE = 1 << 16
-
-
-def _raw_norm(leaves: list[Any]) -> jax.Array:
-    """``global_norm(leaves)``; for float32 trees of at least
-    ``NATIVE_NORM_MIN_SIZE`` elements on CPU, one native pass over all leaves
-    (``_native.sum_of_squares``) where XLA:CPU runs a reduction kernel per
-    leaf: on a model of 400 tensors the check then costs half as much."""
-    arrays = [jnp.asarray(x) for x in leaves]
-    if (
-        all(x.dtype == jnp.float32 for x in arrays)
-        and sum(x.size for x in arrays) >= NATIVE_NORM_MIN_SIZE
-        and _native.sum_squares_available()
-    ):
-        return jnp.sqrt(_native.sum_of_squares(arrays))
-    return global_norm(leaves)
-
-
 def _norm_and_finite(
     tree: Any, scale: jax.Array | None = None
 ) -> tuple[jax.Array | None, jax.Array]:
@@ -501,7 +479,7 @@ def _norm_and_finite(
     leaves = jax.tree.leaves(tree)
     if not all(_squares_safely(jnp.asarray(x).dtype) for x in leaves):
         return None, _all_finite(tree, scale)
-    raw = _raw_norm(leaves)
+    raw = global_norm(leaves)  # one native pass on CPU for large float32 trees
     exact_needed = ~jnp.isfinite(raw)
     if scale is not None:
         exact_needed = exact_needed | ~(scale >= 1)

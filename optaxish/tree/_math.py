@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optaxish import _native
 from optaxish._numerics import abs_sq
 from optaxish.tree._cast import keep_inexact_dtype
 
@@ -145,10 +146,17 @@ def _sum_of_squares(leaves: list[jax.Array]) -> jax.Array:
     """Sum of ``|x|**2`` over the leaves; on CPU behind an optimization barrier.
 
     On other backends XLA fuses the reduction with its siblings instead
-    (GPU multi-output fusion), and the barrier would only cost a read.
+    (GPU multi-output fusion), and the barrier would only cost a read. On CPU
+    a float32 tree of 65,536 elements or more is read in one native pass
+    (``_native.sum_of_squares``), where XLA:CPU runs a reduction kernel per
+    leaf; a custom call keeps its squares apart as the barrier does.
     """
     if not leaves:
         return jnp.array(0.0)
+    if _native.sum_of_squares_applies(leaves):
+        # The dtype XLA's sum would have (float64 under x64).
+        dtype = jnp.result_type(jnp.array(0.0), jnp.float32)
+        return _native.sum_of_squares(leaves).astype(dtype)
     return jax.lax.platform_dependent(
         *leaves, cpu=_sum_of_squares_apart, default=_plain_sum_of_squares
     )
