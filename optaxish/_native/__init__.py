@@ -1,4 +1,4 @@
-"""Native CPU kernels for the packed engine and loss scaling, with XLA's numbers.
+"""Native CPU kernels for the packed engine and the global norm, with XLA's numbers.
 
 XLA:CPU compiles an Adam step into three loops (the first moment, the second,
 then the parameters, which read both new moments back): about 40 bytes of
@@ -10,8 +10,10 @@ them: the results are XLA's, bit for bit in the common case and otherwise
 within the last bit of an operation (tested against XLA's loops).
 
 :func:`sum_of_squares` reads every leaf of a tree in one call, where XLA:CPU
-runs a reduction kernel per leaf: loss scaling's finiteness check (a global
-norm) on a model of hundreds of tensors.
+runs a reduction kernel per leaf: ``optaxish.global_norm`` (so
+``clip_by_global_norm`` and loss scaling's finiteness check) on a model of
+hundreds of tensors. Both kernels share their chunks with XLA's intra-op
+threads (``chunks.h``).
 
 Each kernel is compiled on first use (a few seconds, then cached; see
 ``_build``). Without a C++ compiler, off CPU, or with ``OPTAXISH_NATIVE=0`` in
