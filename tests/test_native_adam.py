@@ -203,12 +203,12 @@ def test_kernel_is_not_used_where_it_does_not_apply():
 def test_build_failure_and_switch_off_fall_back(monkeypatch, tmp_path):
     monkeypatch.setenv("OPTAXISH_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", "no-such-compiler-for-optaxish")
-    reason = _native._load_adam()
+    reason = _native._load("adam")
     assert isinstance(reason, str) and "no-such-compiler-for-optaxish" in reason
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
-        _build.build(_native._SOURCE)
+        _build.build(_native._KERNELS["adam"].source)
     monkeypatch.setenv("OPTAXISH_NATIVE", "0")
-    assert _native._load_adam() == "turned off by OPTAXISH_NATIVE=0"
+    assert _native._load("adam") == "turned off by OPTAXISH_NATIVE=0"
     # With the kernel off, the facade steps with XLA's loops and the same bits.
     monkeypatch.setitem(_native._STATE, "adam", "turned off by OPTAXISH_NATIVE=0")
     assert not _native.adam_available()
@@ -223,10 +223,10 @@ def test_build_failure_and_switch_off_fall_back(monkeypatch, tmp_path):
 
 def test_build_is_cached_by_content(monkeypatch, tmp_path):
     monkeypatch.setenv("OPTAXISH_CACHE_DIR", str(tmp_path))
-    first = _build.build(_native._SOURCE)
+    first = _build.build(_native._KERNELS["adam"].source)
     assert first.parent == tmp_path and first.exists()
     stamp = first.stat().st_mtime_ns
-    assert _build.build(_native._SOURCE) == first
+    assert _build.build(_native._KERNELS["adam"].source) == first
     assert first.stat().st_mtime_ns == stamp  # not rebuilt
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporaries
 
@@ -237,7 +237,9 @@ def test_build_key_covers_the_headers_beside_the_source(monkeypatch, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     for name in ("adam.cc", "chunks.h"):
-        (src / name).write_bytes((_native._SOURCE.parent / name).read_bytes())
+        (src / name).write_bytes(
+            (_native._KERNELS["adam"].source.parent / name).read_bytes()
+        )
     first = _build.build(src / "adam.cc")
     with open(src / "chunks.h", "a") as header:
         header.write("// an edit\n")

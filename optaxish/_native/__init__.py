@@ -52,8 +52,6 @@ _KERNELS = {
         "optaxish_sum_squares",
     ),
 }
-_ADAM_TARGET = _KERNELS["adam"].target
-_SOURCE = _KERNELS["adam"].source
 _LOCK = threading.Lock()
 _STATE: dict[str, str | bool] = {}  # kernel name: True, or the reason it is off
 
@@ -69,10 +67,6 @@ def _load(name: str) -> bool | str:
     except (RuntimeError, OSError, AttributeError, ValueError) as e:  # incl. timeouts
         return f"{type(e).__name__}: {e}"
     return True
-
-
-def _load_adam() -> bool | str:
-    return _load("adam")
 
 
 def _available(name: str) -> bool:
@@ -169,7 +163,7 @@ def adam_step(
     scalars = jnp.stack([jnp.asarray(x, f32) for x in values])
     like = jax.ShapeDtypeStruct(params.shape, params.dtype)
     call = jax.ffi.ffi_call(
-        _ADAM_TARGET,
+        _KERNELS["adam"].target,
         (like, like, like),
         input_output_aliases={0: 0, 1: 1, 2: 2},
         vmap_method="sequential",

@@ -1,5 +1,6 @@
 // Sum of the squares of every element of several float32 buffers: an XLA FFI
-// custom call for CPU, the reduction behind loss scaling's finiteness check.
+// custom call for CPU, the reduction behind optaxish.global_norm on trees of
+// several leaves (clip_by_global_norm, loss scaling's finiteness check).
 //
 // XLA:CPU reduces each leaf of a gradient tree in its own kernel, at 13-25
 // GB/s on the development machine, and a kernel per leaf costs microseconds

@@ -147,9 +147,10 @@ def _sum_of_squares(leaves: list[jax.Array]) -> jax.Array:
 
     On other backends XLA fuses the reduction with its siblings instead
     (GPU multi-output fusion), and the barrier would only cost a read. On CPU
-    a float32 tree of 65,536 elements or more is read in one native pass
-    (``_native.sum_of_squares``), where XLA:CPU runs a reduction kernel per
-    leaf; a custom call keeps its squares apart as the barrier does.
+    a float32 tree of two or more leaves and 65,536 elements or more is read
+    in one native pass (``_native.sum_of_squares``), where XLA:CPU runs a
+    reduction kernel per leaf; a custom call keeps its squares apart as the
+    barrier does.
     """
     if not leaves:
         return jnp.array(0.0)
