@@ -29,10 +29,12 @@ pytestmark = pytest.mark.skipif(
     reason=f"native kernel unavailable: {_native.unavailable_reason('sum_squares')}",
 )
 
-# Around the kernel's block (4,096) and chunk (65,536) boundaries, and the
-# 32-element vector loop; 1,000,003 elements (16 chunks) share the work with
-# a thread of XLA's pool.
-_SIZES = [0, 1, 7, 31, 32, 33, 4095, 4097, 65_535, 65_537, 200_003, 1_000_003]
+# Around the kernel's 32-element vector loop, its float32 block (4,096), the
+# run length it reads as four side-by-side segments (16,384) and its chunk
+# (65,536); 1,000,003 elements (16 chunks) share the work with a thread of
+# XLA's pool.
+_SIZES = [0, 1, 7, 31, 32, 33, 4095, 4097, 16_383, 16_401, 65_535, 65_537]
+_SIZES += [200_003, 1_000_003]
 
 
 def _exact(leaves) -> float:
