@@ -12,12 +12,20 @@ shape, round-robin (median of ``--reps`` rounds, after warm-up, blocking):
   default decay, 0.004) with the kernel on and off;
 * ``optax jit``: a hand-written ``jax.jit`` step of ``optax.adam(1e-3)``
   (``update`` + ``apply_updates``, parameters and state donated);
-* ``triad``: a fused ``a + b*c`` over as many float32 elements (16 bytes each).
+* ``triad``: a fused ``a + b*c`` over as many float32 elements (16 bytes each);
+* ``gradients in``: a jitted call that takes the gradient arrays and hands
+  three donated buffers of the packed size back unchanged: what passing the
+  user's gradients to a step costs, with no arithmetic.
 
 Reported: milliseconds per step, the ratio to optax (median and quartiles of
 the per-round ratios), and GB/s counting 28 bytes per parameter (an Adam step's
 minimum traffic: read the parameter, gradient and both moments, write the
-parameter and the moments) as a share of the triad's GB/s. The sides follow
+parameter and the moments) as a share of the triad's GB/s. ``apply_gradients``
+receives the gradients as arrays, where ``minimize`` makes them inside its
+step, so with this kernel ``apply_gradients`` takes at least ``minimize``'s
+time plus ``gradients in``'s; the last line gives that bound as a ratio to
+optax (``gradients in`` keeps no gradient in the executable, so the real
+cost of the arrays is higher). The sides follow
 the same trajectory; their largest relative difference from ``optax jit``'s
 form is not compared here (``benchmarks.facade`` does).
 """
@@ -27,6 +35,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import _harness as H
@@ -44,6 +54,23 @@ SIDES = (
     "AdamW apply (XLA loops)",
     "optax jit",
 )
+
+
+class GradientsIn:
+    """A jitted call that takes the gradients and three donated float32
+    buffers of ``n`` elements, and returns the buffers unchanged."""
+
+    def __init__(self, grads: list, n: int):
+        self.grads = grads
+        self.buffers = [jnp.zeros(n, jnp.float32) for _ in range(3)]
+        self.fn = jax.jit(lambda grads, buffers: buffers, donate_argnums=1)
+
+    def __call__(self, k: int) -> None:
+        buffers = self.buffers
+        for _ in range(k):
+            buffers = self.fn(self.grads, buffers)
+        jax.block_until_ready(buffers)
+        self.buffers = buffers
 
 
 def measure(shape: str, reps: int) -> None:
@@ -65,6 +92,7 @@ def measure(shape: str, reps: int) -> None:
     }
     runners = {name: side.run for name, side in sides.items()}
     runners["triad"] = H.TriadRunner(n)
+    runners["gradients in"] = GradientsIn(grads, n)
     for run in runners.values():
         run(3)
     inner, _ = H.calibrate_inner(runners, 0.02)
@@ -85,6 +113,14 @@ def measure(shape: str, reps: int) -> None:
         f"triad {triad_ms:.3f} ms = {triad_gbps:.1f} GB/s; {reps} rounds of {inner}"
     )
     print("\n".join(lines))
+    ms = {name: float(np.median(samples[name])) * 1e3 for name in samples}
+    bound = ms["optax jit"] / (ms["minimize"] + ms["gradients in"])
+    print(
+        f"  apply - minimize: {ms['apply'] - ms['minimize']:.3f} ms; handing the "
+        f"{len(grads)} gradient arrays to a jit call alone: {ms['gradients in']:.3f} "
+        f"ms; apply_gradients with this kernel: at best {bound:.2f}x faster "
+        "than optax"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

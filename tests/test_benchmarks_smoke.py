@@ -159,6 +159,12 @@ def test_facade_native_benchmark_runs():
         assert f"  {side} " in out.stdout, out.stdout
     # Each side with XLA's loops also gives the kernel's ratio against it.
     assert len(re.findall(r"\(XLA loops\): kernel \d+\.\d+x", out.stdout)) == 3
+    # The bound for apply_gradients: minimize plus passing the gradients in.
+    assert re.search(
+        r"400 gradient arrays to a jit call alone: \d+\.\d+ ms; apply_gradients "
+        r"with this kernel: at best \d+\.\d+x",
+        out.stdout,
+    ), out.stdout
 
 
 def test_floors_benchmark_prints_a_bound_per_target():

@@ -261,3 +261,39 @@ def test_facade_adamw_uses_the_kernel_with_its_decay(weight_decay):
 def test_facade_adamw_with_exclusions_keeps_xlas_loops():
     opt, _ = _train(True, optimizer=AdamW, exclude=True, weight_decay=0.004)
     assert not _uses_kernel(opt)  # the decay is masked per variable
+
+
+def test_a_kernel_step_is_not_taken_for_a_cheap_program():
+    # XLA:CPU runs a program under 1,000 estimated flops inline on the calling
+    # thread, and the custom call counts as none: the hint keeps the step
+    # asynchronous, as an XLA program of its size is.
+    n = 70_000
+
+    def step(p, m, v, g, b1):
+        return _native.adam_step(
+            p, m, v, g, b1=b1, b2=jnp.float32(0.999), factor=jnp.float32(1.0),
+            eps=1e-7, eps_root=0.0, neg_lr=jnp.float32(-1e-3),
+        )  # fmt: skip
+
+    args = [jnp.zeros(n), jnp.zeros(n), jnp.zeros(n), jnp.ones(n), jnp.float32(0.9)]
+    compiled = jax.jit(step).lower(*args).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    assert cost["flops"] >= 1000
+    # The hint is a zero whatever its input, so the kernel's numbers stay.
+    for x in (0.9, np.nan, np.inf, -np.inf, 0.0):
+        assert float(jax.jit(_native._dispatch_hint)(jnp.float32(x))) == 0.0
+    _, mu, _ = compiled(*args)
+    np.testing.assert_allclose(mu, np.full(n, np.float32(1) - np.float32(0.9)))
+
+
+def test_the_facade_hands_the_hint_a_runtime_value(monkeypatch):
+    # A constant would be folded away by XLA, with the hint's flops.
+    seen = []
+    hint = _native._dispatch_hint
+    monkeypatch.setattr(
+        _native, "_dispatch_hint", lambda x: seen.append(type(x)) or hint(x)
+    )
+    opt, _ = _train(native=True, steps=1)
+    assert _uses_kernel(opt) and seen
+    assert all(issubclass(t, jax.core.Tracer) for t in seen), seen

@@ -15,6 +15,11 @@ runs a reduction kernel per leaf: ``optaxish.global_norm`` (so
 hundreds of tensors. Both kernels share their chunks with XLA's intra-op
 threads (``chunks.h``).
 
+XLA:CPU runs a program that it estimates below 1,000 flops inline on the
+calling thread, and counts a custom call as none: :func:`adam_step` adds a
+reduction of about a microsecond so that a step whose work is all in the
+kernel is still dispatched asynchronously, as JAX programs are.
+
 Each kernel is compiled on first use (a few seconds, then cached; see
 ``_build``). Without a C++ compiler, off CPU, or with ``OPTAXISH_NATIVE=0`` in
 the environment, it is unavailable and callers use XLA's own operations;
@@ -52,6 +57,13 @@ _KERNELS = {
         "optaxish_sum_squares",
     ),
 }
+#: XLA:CPU's client runs a program that its cost model puts under 1,000 flops
+#: inline, on the calling thread, and a custom call counts as none: a step whose
+#: arithmetic is all in the Adam kernel would block Python for the whole step,
+#: where an XLA program of its size is dispatched asynchronously (Python goes
+#: on to the next call while it runs). :func:`_dispatch_hint` adds twice this
+#: many flops (about a microsecond) so that it is not taken for cheap.
+_HINT_LANES = 1024
 _LOCK = threading.Lock()
 _STATE: dict[str, str | bool] = {}  # kernel name: True, or the reason it is off
 
@@ -159,6 +171,8 @@ def adam_step(
         )
     f32 = jnp.float32
     values = [b1, 1 - jnp.asarray(b1, f32), b2, 1 - jnp.asarray(b2, f32), factor]
+    # eps_root + 0.0: the hint that dispatches the step asynchronously.
+    eps_root = jnp.asarray(eps_root, f32) + _dispatch_hint(b1)
     values += [eps_root, eps, neg_lr] + ([] if weight_decay is None else [weight_decay])
     scalars = jnp.stack([jnp.asarray(x, f32) for x in values])
     like = jax.ShapeDtypeStruct(params.shape, params.dtype)
@@ -169,6 +183,16 @@ def adam_step(
         vmap_method="sequential",
     )
     return tuple(call(params, mu, nu, scalars, *(g.reshape(-1) for g in pieces)))
+
+
+def _dispatch_hint(x: jax.Array) -> jax.Array:
+    """A float32 zero that XLA's cost model counts as ``2 * _HINT_LANES``
+    flops: a reduction over ``_HINT_LANES`` multiples of ``x``, compared
+    with zero (so a NaN or infinite ``x`` still gives zero). ``x`` should be
+    a runtime value; XLA folds the reduction of a constant away."""
+    lanes = jnp.arange(_HINT_LANES, dtype=jnp.float32)
+    positive = jnp.sum(lanes * jnp.asarray(x, jnp.float32)) > 0
+    return positive.astype(jnp.float32) * 0.0
 
 
 def _xla_sum_of_squares(*leaves: jax.Array) -> jax.Array:
