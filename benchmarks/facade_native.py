@@ -15,7 +15,10 @@ shape, round-robin (median of ``--reps`` rounds, after warm-up, blocking):
 * ``triad``: a fused ``a + b*c`` over as many float32 elements (16 bytes each);
 * ``gradients in``: a jitted call that takes the gradient arrays and hands
   three donated buffers of the packed size back unchanged: what passing the
-  user's gradients to a step costs, with no arithmetic.
+  user's gradients to a step costs, with no arithmetic;
+* ``memory floor``: ``stream_floor.cc``, a custom call with the Adam kernel's
+  operands, chunks and threads that moves the same 28 bytes per parameter with
+  one multiply-add each: no step of that layout can run faster here.
 
 Reported: milliseconds per step, the ratio to optax (median and quartiles of
 the per-round ratios), and GB/s counting 28 bytes per parameter (an Adam step's
@@ -33,7 +36,10 @@ form is not compared here (``benchmarks.facade`` does).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import functools
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +48,7 @@ import numpy as np
 from benchmarks import _harness as H
 from benchmarks.facade import facade_side, optax_side
 from optaxish import _native
+from optaxish._native import _build
 from optaxish.optimizers import AdamW
 
 XLA_LOOPS = " (XLA loops)"
@@ -73,6 +80,39 @@ class GradientsIn:
         self.buffers = buffers
 
 
+@functools.cache
+def _stream_floor_target() -> str:
+    lib = ctypes.cdll.LoadLibrary(
+        str(_build.build(Path(__file__).with_name("stream_floor.cc")))
+    )
+    capsule = jax.ffi.pycapsule(lib.OptaxishStreamFloor)
+    jax.ffi.register_ffi_target("optaxish_stream_floor", capsule, platform="cpu")
+    return "optaxish_stream_floor"
+
+
+class MemoryFloor:
+    """``stream_floor.cc`` over a parameter, its gradient and two moments of
+    ``n`` float32 elements each, updated in place."""
+
+    def __init__(self, n: int):
+        like = jax.ShapeDtypeStruct((n,), jnp.float32)
+        call = jax.ffi.ffi_call(
+            _stream_floor_target(),
+            (like, like, like),
+            input_output_aliases={0: 0, 1: 1, 2: 2},
+        )
+        self.fn = jax.jit(call, donate_argnums=(0, 1, 2))
+        self.state = [jnp.zeros(n, jnp.float32) for _ in range(3)]
+        self.grad = jnp.full(n, 1e-3, jnp.float32)
+
+    def __call__(self, k: int) -> None:
+        state = self.state
+        for _ in range(k):
+            state = self.fn(*state, self.grad)
+        jax.block_until_ready(state)
+        self.state = list(state)
+
+
 def measure(shape: str, reps: int) -> None:
     shapes = H.load_shapes()
     spec = shapes.ALL[shape]()
@@ -93,6 +133,8 @@ def measure(shape: str, reps: int) -> None:
     runners = {name: side.run for name, side in sides.items()}
     runners["triad"] = H.TriadRunner(n)
     runners["gradients in"] = GradientsIn(grads, n)
+    if _native.adam_available():  # the same compiler and FFI
+        runners["memory floor"] = MemoryFloor(n)
     for run in runners.values():
         run(3)
     inner, _ = H.calibrate_inner(runners, 0.02)
@@ -121,6 +163,14 @@ def measure(shape: str, reps: int) -> None:
         f"ms; apply_gradients with this kernel: at best {bound:.2f}x faster "
         "than optax"
     )
+    if "memory floor" in ms:
+        floor = ms["memory floor"]
+        print(
+            f"  memory floor: {floor:.3f} ms = {28 * n / floor / 1e6:.1f} GB/s at 28 B; "
+            f"apply {ms['apply'] / floor:.2f}x it, minimize "
+            f"{ms['minimize'] / floor:.2f}x; no step of this layout can run over "
+            f"{ms['optax jit'] / floor:.2f}x faster than optax"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from optaxish import _native
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SHAPES = ROOT.parent / "shared" / "bench" / "shapes.py"
 
@@ -165,6 +167,9 @@ def test_facade_native_benchmark_runs():
         r"with this kernel: at best \d+\.\d+x",
         out.stdout,
     ), out.stdout
+    if _native.adam_available():  # the memory floor is built the same way
+        floor = re.search(r"memory floor: (\d+\.\d+) ms = (\d+\.\d+) GB/s", out.stdout)
+        assert floor and float(floor.group(1)) > 0, out.stdout
 
 
 def test_floors_benchmark_prints_a_bound_per_target():
