@@ -5,7 +5,9 @@
 // one multiply-add each instead of Adam's square root and division. Nothing
 // an Adam step of that layout does can move its bytes faster.
 //
-// Operands: p, mu, nu (each aliased to its result), then the gradient.
+// Operands: p, mu, nu (each aliased to its result), then the gradient in one or
+// more pieces that tile p in order, as the Adam kernel takes them (the facade's
+// apply_gradients hands it the user's per-variable arrays).
 // (The build's cache key covers this file and the headers beside it, not
 // chunks.h: a change there needs the cache cleared, see _build.cache_dir.)
 #include <cstdint>
@@ -19,28 +21,40 @@ namespace {
 
 constexpr int64_t kChunk = 1 << 16;  // as the Adam kernel
 
+void Stream(float* __restrict__ p, float* __restrict__ mu, float* __restrict__ nu,
+            const float* __restrict__ g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    mu[i] = 0.9f * mu[i] + gi;
+    nu[i] = 0.999f * nu[i] + gi;
+    p[i] = p[i] + 1e-3f * gi;
+  }
+}
+
 ffi::Error StreamImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> p,
                       ffi::Buffer<ffi::F32> mu, ffi::Buffer<ffi::F32> nu,
-                      ffi::Buffer<ffi::F32> g, ffi::ResultBuffer<ffi::F32> p_out,
+                      ffi::RemainingArgs grads, ffi::ResultBuffer<ffi::F32> p_out,
                       ffi::ResultBuffer<ffi::F32> mu_out,
                       ffi::ResultBuffer<ffi::F32> nu_out) {
   const int64_t n = p.element_count();
-  if (mu.element_count() != n || nu.element_count() != n || g.element_count() != n ||
+  optaxish::Pieces g;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    auto piece = grads.get<ffi::Buffer<ffi::F32>>(i);
+    if (piece.has_error()) return piece.error();
+    g.Add(piece->typed_data(), piece->element_count());
+  }
+  if (mu.element_count() != n || nu.element_count() != n || g.size() != n ||
       p_out->typed_data() != p.typed_data() || mu_out->typed_data() != mu.typed_data() ||
       nu_out->typed_data() != nu.typed_data()) {
     return ffi::Error::InvalidArgument("stream_floor: sizes differ or not in place");
   }
-  float* __restrict__ P = p_out->typed_data();
-  float* __restrict__ M = mu_out->typed_data();
-  float* __restrict__ V = nu_out->typed_data();
-  const float* __restrict__ G = g.typed_data();
+  float* P = p_out->typed_data();
+  float* M = mu_out->typed_data();
+  float* V = nu_out->typed_data();
   optaxish::ForEachChunk(pool, n, kChunk, 4, [&](int64_t, int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const float gi = G[i];
-      M[i] = 0.9f * M[i] + gi;
-      V[i] = 0.999f * V[i] + gi;
-      P[i] = P[i] + 1e-3f * gi;
-    }
+    g.ForRange(lo, hi, [&](const float* gi, int64_t at, int64_t size) {
+      Stream(P + at, M + at, V + at, gi, size);
+    });
   });
   return ffi::Error::Success();
 }
@@ -53,7 +67,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(OptaxishStreamFloor, StreamImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .RemainingArgs()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());

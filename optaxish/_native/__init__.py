@@ -186,13 +186,14 @@ def adam_step(
 
 
 def _dispatch_hint(x: jax.Array) -> jax.Array:
-    """A float32 zero that XLA's cost model counts as ``2 * _HINT_LANES``
-    flops: a reduction over ``_HINT_LANES`` multiples of ``x``, compared
-    with zero (so a NaN or infinite ``x`` still gives zero). ``x`` should be
-    a runtime value; XLA folds the reduction of a constant away."""
+    """A float32 zero (+0.0 or -0.0) that XLA's cost model counts as
+    ``2 * _HINT_LANES`` flops: a reduction over ``_HINT_LANES`` multiples of ``x``, compared with
+    zero, so a NaN or infinite ``x`` still gives a zero. Two different
+    constants keep XLA from folding the choice, and the reduction with it.
+    ``x`` should be a runtime value; XLA folds the reduction of a constant."""
     lanes = jnp.arange(_HINT_LANES, dtype=jnp.float32)
     positive = jnp.sum(lanes * jnp.asarray(x, jnp.float32)) > 0
-    return positive.astype(jnp.float32) * 0.0
+    return jnp.where(positive, jnp.float32(0.0), jnp.float32(-0.0))
 
 
 def _xla_sum_of_squares(*leaves: jax.Array) -> jax.Array:
