@@ -93,6 +93,9 @@ def _stream_floor_target() -> str:
     return "optaxish_stream_floor"
 
 
+SCALARS = np.array([0.9, 0.999, -1e-3], np.float32)  # the floor's b1, b2, lr
+
+
 class MemoryFloor:
     """``stream_floor.cc`` over a parameter and two moments of ``n`` float32
     elements each, updated in place, and a gradient: one buffer, or the
@@ -106,7 +109,9 @@ class MemoryFloor:
             input_output_aliases={0: 0, 1: 1, 2: 2},
         )
         self.fn = jax.jit(
-            lambda p, mu, nu, grads: call(p, mu, nu, *(g.reshape(-1) for g in grads)),
+            lambda p, mu, nu, grads: call(
+                p, mu, nu, SCALARS, *(g.reshape(-1) for g in grads)
+            ),
             donate_argnums=(0, 1, 2),
         )
         self.state = [jnp.zeros(n, jnp.float32) for _ in range(3)]

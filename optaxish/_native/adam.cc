@@ -71,11 +71,7 @@ ffi::Error AdamImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> p,
     return ffi::Error::InvalidArgument("optaxish_adam: operand sizes differ");
   }
   optaxish::Pieces g;
-  for (size_t i = 0; i < grads.size(); ++i) {
-    auto piece = grads.get<ffi::Buffer<ffi::F32>>(i);
-    if (piece.has_error()) return piece.error();
-    g.Add(piece->typed_data(), piece->element_count());
-  }
+  if (auto error = optaxish::AddPieces(grads, g); error.failure()) return error;
   if (g.size() != n) {
     return ffi::Error::InvalidArgument(
         "optaxish_adam: the gradient pieces do not tile the parameters");
@@ -108,14 +104,4 @@ ffi::Error AdamImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> p,
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(OptaxishAdam, AdamImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .RemainingArgs()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(OptaxishAdam, AdamImpl, optaxish::InPlaceStepBinding());

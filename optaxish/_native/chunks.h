@@ -83,4 +83,32 @@ inline void ForEachChunk(xla::ffi::ThreadPool& pool, int64_t total, int64_t chun
   }
 }
 
+// Reads a kernel's remaining operands, float32 buffers, as pieces laid end to
+// end (a packed group's per-variable gradients).
+inline xla::ffi::Error AddPieces(xla::ffi::RemainingArgs operands, Pieces& pieces) {
+  for (size_t i = 0; i < operands.size(); ++i) {
+    auto piece = operands.get<xla::ffi::Buffer<xla::ffi::F32>>(i);
+    if (piece.has_error()) return piece.error();
+    pieces.Add(piece->typed_data(), piece->element_count());
+  }
+  return xla::ffi::Error::Success();
+}
+
+// The signature of a step over p, mu and nu in place (each aliased to its
+// result) with a buffer of scalars and the gradient in pieces: the Adam
+// kernel's, and the benchmarks' memory floor's.
+inline auto InPlaceStepBinding() {
+  using F32 = xla::ffi::Buffer<xla::ffi::F32>;
+  return xla::ffi::Ffi::Bind()
+      .Ctx<xla::ffi::ThreadPool>()
+      .Arg<F32>()
+      .Arg<F32>()
+      .Arg<F32>()
+      .Arg<F32>()
+      .RemainingArgs()
+      .Ret<F32>()
+      .Ret<F32>()
+      .Ret<F32>();
+}
+
 }  // namespace optaxish
