@@ -161,11 +161,8 @@ def test_facade_native_benchmark_runs():
         assert f"  {side} " in out.stdout, out.stdout
     # Each side with XLA's loops also gives the kernel's ratio against it.
     assert len(re.findall(r"\(XLA loops\): kernel \d+\.\d+x", out.stdout)) == 3
-    # The bound for apply_gradients: minimize plus passing the gradients in.
     assert re.search(
-        r"400 gradient arrays to a jit call alone: \d+\.\d+ ms; apply_gradients "
-        r"with this kernel: at best \d+\.\d+x",
-        out.stdout,
+        r"400 gradient arrays to a jit call alone: \d+\.\d+ ms", out.stdout
     ), out.stdout
     if _native.adam_available():  # the memory floor is built the same way
         floor = re.search(

@@ -57,12 +57,9 @@ _KERNELS = {
         "optaxish_sum_squares",
     ),
 }
-#: XLA:CPU's client runs a program that its cost model puts under 1,000 flops
-#: inline, on the calling thread, and a custom call counts as none: a step whose
-#: arithmetic is all in the Adam kernel would block Python for the whole step,
-#: where an XLA program of its size is dispatched asynchronously (Python goes
-#: on to the next call while it runs). :func:`_dispatch_hint` adds twice this
-#: many flops (about a microsecond) so that it is not taken for cheap.
+#: :func:`_dispatch_hint` adds twice this many flops (about a microsecond) to a
+#: kernel step, over the 1,000 under which XLA:CPU runs a program inline,
+#: blocking Python (see the module's docstring).
 _HINT_LANES = 1024
 _LOCK = threading.Lock()
 _STATE: dict[str, str | bool] = {}  # kernel name: True, or the reason it is off
@@ -171,7 +168,7 @@ def adam_step(
         )
     f32 = jnp.float32
     values = [b1, 1 - jnp.asarray(b1, f32), b2, 1 - jnp.asarray(b2, f32), factor]
-    # eps_root + 0.0: the hint that dispatches the step asynchronously.
+    # eps_root plus a zero: the hint that gets the step dispatched asynchronously.
     eps_root = jnp.asarray(eps_root, f32) + _dispatch_hint(b1)
     values += [eps_root, eps, neg_lr] + ([] if weight_decay is None else [weight_decay])
     scalars = jnp.stack([jnp.asarray(x, f32) for x in values])
@@ -187,10 +184,11 @@ def adam_step(
 
 def _dispatch_hint(x: jax.Array) -> jax.Array:
     """A float32 zero (+0.0 or -0.0) that XLA's cost model counts as
-    ``2 * _HINT_LANES`` flops: a reduction over ``_HINT_LANES`` multiples of ``x``, compared with
-    zero, so a NaN or infinite ``x`` still gives a zero. Two different
-    constants keep XLA from folding the choice, and the reduction with it.
-    ``x`` should be a runtime value; XLA folds the reduction of a constant."""
+    ``2 * _HINT_LANES`` flops: a reduction over ``_HINT_LANES`` multiples of
+    ``x``, compared with zero, so a NaN or infinite ``x`` still gives a zero.
+    Two different constants keep XLA from folding the choice, and the
+    reduction with it. ``x`` should be a runtime value: XLA folds the
+    reduction of a constant."""
     lanes = jnp.arange(_HINT_LANES, dtype=jnp.float32)
     positive = jnp.sum(lanes * jnp.asarray(x, jnp.float32)) > 0
     return jnp.where(positive, jnp.float32(0.0), jnp.float32(-0.0))

@@ -1,5 +1,6 @@
-// Shared by the kernels: several operands seen as one index space, and a loop
-// over its chunks on the calling thread and XLA's intra-op thread pool.
+// Shared by the kernels: several operands seen as one index space, a loop over
+// its chunks on the calling thread and XLA's intra-op thread pool, and the FFI
+// signature of an in-place step.
 #pragma once
 
 #include <algorithm>
