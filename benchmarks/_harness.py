@@ -387,23 +387,32 @@ class StepRunner:
         self.params, self.state = p, s
 
 
-class TriadRunner:
+class CarriedLoop:
+    """Calls ``fn(carry, *rest)`` ``k`` times, each result the next call's
+    ``carry`` (jit ``fn`` with ``donate_argnums=0`` to update it in place),
+    then blocks on the last."""
+
+    def __init__(self, fn: Callable[..., Any], carry: Any, *rest: Any):
+        self.fn, self.carry, self.rest = fn, carry, rest
+
+    def __call__(self, k: int) -> None:
+        carry = self.carry
+        for _ in range(k):
+            carry = self.fn(carry, *self.rest)
+        jax.block_until_ready(carry)
+        self.carry = carry
+
+
+class TriadRunner(CarriedLoop):
     """Runs a jitted fused ``a + b*c`` with ``a`` donated (the output reuses it)."""
 
     def __init__(self, n: int, seed: int = 0):
         rng = np.random.default_rng(seed)
-        self.a, self.b, self.c = (
+        a, b, c = (
             jnp.asarray(rng.standard_normal(n, dtype=np.float32)) for _ in range(3)
         )
-        self.fn = jax.jit(lambda a, b, c: a + b * c, donate_argnums=0)
+        super().__init__(jax.jit(lambda a, b, c: a + b * c, donate_argnums=0), a, b, c)
         self.n = n
-
-    def __call__(self, k: int) -> None:
-        a = self.a
-        for _ in range(k):
-            a = self.fn(a, self.b, self.c)
-        a.block_until_ready()
-        self.a = a
 
 
 def calibrate_inner(

@@ -38,7 +38,6 @@ form is not compared here (``benchmarks.facade`` does).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import functools
 import sys
 from pathlib import Path
@@ -50,7 +49,6 @@ import numpy as np
 from benchmarks import _harness as H
 from benchmarks.facade import facade_side, optax_side
 from optaxish import _native
-from optaxish._native import _build
 from optaxish.optimizers import AdamW
 
 XLA_LOOPS = " (XLA loops)"
@@ -65,63 +63,42 @@ SIDES = (
 )
 
 
-class GradientsIn:
+def gradients_in(grads: list, n: int) -> H.CarriedLoop:
     """A jitted call that takes the gradients and three donated float32
     buffers of ``n`` elements, and returns the buffers unchanged."""
-
-    def __init__(self, grads: list, n: int):
-        self.grads = grads
-        self.buffers = [jnp.zeros(n, jnp.float32) for _ in range(3)]
-        self.fn = jax.jit(lambda grads, buffers: buffers, donate_argnums=1)
-
-    def __call__(self, k: int) -> None:
-        buffers = self.buffers
-        for _ in range(k):
-            buffers = self.fn(self.grads, buffers)
-        jax.block_until_ready(buffers)
-        self.buffers = buffers
+    buffers = [jnp.zeros(n, jnp.float32) for _ in range(3)]
+    fn = jax.jit(lambda buffers, grads: buffers, donate_argnums=0)
+    return H.CarriedLoop(fn, buffers, grads)
 
 
-@functools.cache
-def _stream_floor_target() -> str:
-    lib = ctypes.cdll.LoadLibrary(
-        str(_build.build(Path(__file__).with_name("stream_floor.cc")))
-    )
-    capsule = jax.ffi.pycapsule(lib.OptaxishStreamFloor)
-    jax.ffi.register_ffi_target("optaxish_stream_floor", capsule, platform="cpu")
-    return "optaxish_stream_floor"
-
-
+STREAM_FLOOR = _native._Kernel(
+    Path(__file__).with_name("stream_floor.cc"),
+    "OptaxishStreamFloor",
+    "optaxish_stream_floor",
+)
 SCALARS = np.array([0.9, 0.999, -1e-3], np.float32)  # the floor's b1, b2, lr
 
 
-class MemoryFloor:
+def memory_floor(n: int, grads: list | None = None) -> H.CarriedLoop:
     """``stream_floor.cc`` over a parameter and two moments of ``n`` float32
     elements each, updated in place, and a gradient: one buffer, or the
     arrays ``grads`` (whose elements, in order, make up ``n``)."""
+    _register_stream_floor()
+    like = jax.ShapeDtypeStruct((n,), jnp.float32)
+    call = jax.ffi.ffi_call(
+        STREAM_FLOOR.target, (like, like, like), input_output_aliases={0: 0, 1: 1, 2: 2}
+    )
+    fn = jax.jit(
+        lambda state, grads: call(*state, SCALARS, *(g.reshape(-1) for g in grads)),
+        donate_argnums=0,
+    )
+    state = [jnp.zeros(n, jnp.float32) for _ in range(3)]
+    return H.CarriedLoop(fn, state, grads or [jnp.full(n, 1e-3, jnp.float32)])
 
-    def __init__(self, n: int, grads: list | None = None):
-        like = jax.ShapeDtypeStruct((n,), jnp.float32)
-        call = jax.ffi.ffi_call(
-            _stream_floor_target(),
-            (like, like, like),
-            input_output_aliases={0: 0, 1: 1, 2: 2},
-        )
-        self.fn = jax.jit(
-            lambda p, mu, nu, grads: call(
-                p, mu, nu, SCALARS, *(g.reshape(-1) for g in grads)
-            ),
-            donate_argnums=(0, 1, 2),
-        )
-        self.state = [jnp.zeros(n, jnp.float32) for _ in range(3)]
-        self.grads = grads or [jnp.full(n, 1e-3, jnp.float32)]
 
-    def __call__(self, k: int) -> None:
-        state = self.state
-        for _ in range(k):
-            state = self.fn(*state, self.grads)
-        jax.block_until_ready(state)
-        self.state = list(state)
+@functools.cache
+def _register_stream_floor() -> None:
+    _native._register(STREAM_FLOOR)
 
 
 def measure(shape: str, reps: int) -> None:
@@ -143,10 +120,10 @@ def measure(shape: str, reps: int) -> None:
     }
     runners = {name: side.run for name, side in sides.items()}
     runners["triad"] = H.TriadRunner(n)
-    runners["gradients in"] = GradientsIn(grads, n)
+    runners["gradients in"] = gradients_in(grads, n)
     if _native.adam_available():  # the same compiler and FFI
-        runners["memory floor"] = MemoryFloor(n)
-        runners["memory floor, arrays"] = MemoryFloor(n, grads)
+        runners["memory floor"] = memory_floor(n)
+        runners["memory floor, arrays"] = memory_floor(n, grads)
     for run in runners.values():
         run(3)
     inner, _ = H.calibrate_inner(runners, 0.02)

@@ -65,14 +65,19 @@ _LOCK = threading.Lock()
 _STATE: dict[str, str | bool] = {}  # kernel name: True, or the reason it is off
 
 
+def _register(kernel: _Kernel) -> None:
+    """Builds ``kernel`` (if not cached), loads it and registers its target
+    for CPU; raises what the build, the loader or JAX raise."""
+    lib = ctypes.cdll.LoadLibrary(str(_build.build(kernel.source)))
+    capsule = jax.ffi.pycapsule(getattr(lib, kernel.symbol))
+    jax.ffi.register_ffi_target(kernel.target, capsule, platform="cpu")
+
+
 def _load(name: str) -> bool | str:
     if os.environ.get("OPTAXISH_NATIVE", "1") == "0":
         return "turned off by OPTAXISH_NATIVE=0"
-    kernel = _KERNELS[name]
     try:
-        lib = ctypes.cdll.LoadLibrary(str(_build.build(kernel.source)))
-        capsule = jax.ffi.pycapsule(getattr(lib, kernel.symbol))
-        jax.ffi.register_ffi_target(kernel.target, capsule, platform="cpu")
+        _register(_KERNELS[name])
     except (RuntimeError, OSError, AttributeError, ValueError) as e:  # incl. timeouts
         return f"{type(e).__name__}: {e}"
     return True

@@ -85,7 +85,7 @@ inline void ForEachChunk(xla::ffi::ThreadPool& pool, int64_t total, int64_t chun
 }
 
 // Reads a kernel's remaining operands, float32 buffers, as pieces laid end to
-// end (a packed group's per-variable gradients).
+// end (the gradient pieces of a step, the leaves of a sum).
 inline xla::ffi::Error AddPieces(xla::ffi::RemainingArgs operands, Pieces& pieces) {
   for (size_t i = 0; i < operands.size(); ++i) {
     auto piece = operands.get<xla::ffi::Buffer<xla::ffi::F32>>(i);

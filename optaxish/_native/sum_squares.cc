@@ -98,11 +98,7 @@ double SumSquaresOf(const float* x, int64_t n) {
 ffi::Error SumSquaresImpl(ffi::ThreadPool pool, ffi::RemainingArgs operands,
                           ffi::ResultBuffer<ffi::F32> out) {
   optaxish::Pieces pieces;
-  for (size_t i = 0; i < operands.size(); ++i) {
-    auto x = operands.get<ffi::Buffer<ffi::F32>>(i);
-    if (x.has_error()) return x.error();
-    pieces.Add(x->typed_data(), x->element_count());
-  }
+  if (auto error = optaxish::AddPieces(operands, pieces); error.failure()) return error;
   std::vector<double> partial((pieces.size() + kChunk - 1) / kChunk, 0.0);
   // A helper only pays for itself with a few chunks each.
   optaxish::ForEachChunk(pool, pieces.size(), kChunk, 4,
